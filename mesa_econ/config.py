@@ -1,0 +1,261 @@
+"""Validated configuration for markets, rewards and policies.
+
+Every field is checked in ``__post_init__``; a bad value raises ``ValueError`` naming the
+field, the value and the valid range, so that a mistyped parameter fails at construction
+instead of turning into NaN prices a hundred steps later.
+
+Per-asset parameters (``kappa``, ``lam``, ``theta`` ...) accept a scalar (the same for every
+asset) or a sequence of length ``n_assets``; :meth:`MarketConfig.per_asset` broadcasts them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+CURVE_KINDS = ("linear", "logarithmic", "exponential", "sigmoid", "power")
+GRAPH_KINDS = ("complete", "watts_strogatz", "erdos_renyi", "barabasi_albert", "empty")
+SETTLEMENTS = ("curve", "spot")
+COOPERATIVE_SCOPES = ("all", "neighbours")
+
+PerAsset = float | Sequence[float]
+
+
+def _fail(field_name: str, value: Any, valid: str) -> None:
+    raise ValueError(f"{field_name}={value!r} is invalid: expected {valid}")
+
+
+def check_real(field_name: str, value: Any, low: float = -math.inf, high: float = math.inf,
+               *, low_open: bool = False, high_open: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` (scalar or array) is finite and within range.
+
+    Args:
+        field_name: name used in the error message.
+        value: scalar or array-like of reals.
+        low, high: bounds of the valid interval.
+        low_open, high_open: exclude the bound itself.
+    """
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        _fail(field_name, value, "a real number")
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    valid = f"a finite real in {lo}{low}, {high}{hi}"
+    if not np.all(np.isfinite(arr)):
+        _fail(field_name, value, valid)
+    too_low = np.any(arr <= low) if low_open else np.any(arr < low)
+    too_high = np.any(arr >= high) if high_open else np.any(arr > high)
+    if too_low or too_high:
+        _fail(field_name, value, valid)
+
+
+def _check_per_asset(name: str, value: PerAsset, n_assets: int) -> None:
+    if np.ndim(value) > 1 or (np.ndim(value) == 1 and len(value) != n_assets):
+        _fail(name, value, f"a scalar or a sequence of length n_assets={n_assets}")
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        _fail(name, value, f"an integer >= {low}")
+    if value < low or (high is not None and value > high):
+        _fail(name, value, f"an integer in [{low}, {high if high is not None else 'inf'}]")
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        _fail(name, value, f"one of {list(choices)}")
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """The market: agents, assets, bonding curves, price dynamics and the graph.
+
+    Symbols follow the paper (§2-§5); ``docs/equations.md`` maps each to its function.
+    """
+
+    n_agents: int = 50
+    """N, number of trader agents (>= 1)."""
+    n_assets: int = 3
+    """M, number of assets (>= 1)."""
+    curve: str = "exponential"
+    """Bonding curve kind f_j (§3.1): one of CURVE_KINDS."""
+    curve_params: Mapping[str, PerAsset] = field(default_factory=dict)
+    """Keyword parameters of the curve (see ``curves.make_curve``); defaults per kind."""
+    graph: Any = "complete"
+    """Interaction graph (§5.3): a kind in GRAPH_KINDS or a networkx graph on N nodes."""
+    graph_params: Mapping[str, Any] = field(default_factory=dict)
+    """Generator parameters: k and p (watts_strogatz), p (erdos_renyi), m (barabasi_albert)."""
+    nu: float = 0.0
+    """ν, peer-influence weight (§5.3), >= 0."""
+    kappa: PerAsset = 0.0
+    """κ_j, price impact per unit of net order flow (§3.2), >= 0."""
+    lam: PerAsset = 0.0
+    """λ_j, weight of excess demand D_j - S_j (§3.2), >= 0."""
+    theta: PerAsset = 1.0
+    """θ_j, mean-reversion rate of the price deviation (§3.3 drift), θ·dt in [0, 2)."""
+    sigma0: PerAsset = 0.0
+    """σ0_j, constant part of the SDE volatility σ(P) = σ0 + σ1·P (§3.3), >= 0."""
+    sigma1: PerAsset = 0.0
+    """σ1_j, price-proportional part of the SDE volatility (§3.3), >= 0."""
+    zeta: PerAsset = 0.0
+    """ζ_j, loading of the stochastic factor Z_j on the price deviation, real."""
+    sigma_eta: PerAsset = 0.01
+    """σ_η,j, std of the i.i.d. quote noise η_j (§3.1), >= 0."""
+    dt: float = 1.0
+    """Euler-Maruyama time step of the deviation SDE, > 0."""
+    factor_mean: PerAsset = 0.0
+    """m_j, mean of the stochastic factor Z_j ~ N(m_j, s_j²) (§2.1)."""
+    factor_std: PerAsset = 0.1
+    """s_j, std of the stochastic factor Z_j (§2.1), >= 0."""
+    income: float = 0.0
+    """I, external income added to every agent's capital each step (§5.2), >= 0."""
+    psi: PerAsset = 0.0
+    """ψ_j, tokens minted (>0) or burned (<0) per step, spread pro rata (§5.1)."""
+    settlement: str = "curve"
+    """'curve' (uniform clearing price, exact reserve) or 'spot' (paper's literal §5.2)."""
+    initial_capital: float = 1000.0
+    """B_i(0) for every agent, > 0."""
+    initial_holdings: float = 10.0
+    """H_ij(0) for every agent and asset, >= 0."""
+    trade_scale: float = 1.0
+    """Volume of a full-size order: a policy output u maps to trade_scale·clip(u, -1, 1)."""
+    price_floor: float = 1e-9
+    """Lowest quoted price; the quote f(S) + X + η is clipped to it (prices stay > 0)."""
+    shock_step: int | None = None
+    """Step at which a spike is added to Z (shock recovery, §9); None for no shock."""
+    shock_size: float = 0.0
+    """Size of the spike added to Z_j at shock_step."""
+    shock_assets: tuple[int, ...] | None = None
+    """Assets hit by the shock (None: all)."""
+    shock_decay: float = 0.0
+    """Fraction of the spike kept each following step, in [0, 1)."""
+
+    def __post_init__(self) -> None:
+        _check_int("n_agents", self.n_agents, 1)
+        _check_int("n_assets", self.n_assets, 1)
+        _check_choice("curve", self.curve, CURVE_KINDS)
+        if not isinstance(self.graph, str):
+            if not hasattr(self.graph, "number_of_nodes"):
+                _fail("graph", self.graph, f"one of {list(GRAPH_KINDS)} or a networkx graph")
+            if self.graph.number_of_nodes() != self.n_agents:
+                _fail("graph", f"<graph with {self.graph.number_of_nodes()} nodes>",
+                      f"a networkx graph with n_agents={self.n_agents} nodes")
+        else:
+            _check_choice("graph", self.graph, GRAPH_KINDS)
+        check_real("nu", self.nu, 0.0)
+        m = self.n_assets
+        for name, low in (("kappa", 0.0), ("lam", 0.0), ("sigma0", 0.0), ("sigma1", 0.0),
+                          ("sigma_eta", 0.0), ("factor_std", 0.0)):
+            _check_per_asset(name, getattr(self, name), m)
+            check_real(name, getattr(self, name), low)
+        for name in ("zeta", "factor_mean", "psi"):
+            _check_per_asset(name, getattr(self, name), m)
+            check_real(name, getattr(self, name))
+        check_real("dt", self.dt, 0.0, low_open=True)
+        _check_per_asset("theta", self.theta, m)
+        check_real("theta", self.theta, 0.0)
+        theta_dt = np.asarray(self.theta, dtype=float) * self.dt
+        if np.any(theta_dt >= 2.0):
+            _fail("theta", self.theta, f"theta*dt in [0, 2) for a stable Euler step (dt={self.dt})")
+        check_real("income", self.income, 0.0)
+        _check_choice("settlement", self.settlement, SETTLEMENTS)
+        check_real("initial_capital", self.initial_capital, 0.0, low_open=True)
+        check_real("initial_holdings", self.initial_holdings, 0.0)
+        check_real("trade_scale", self.trade_scale, 0.0, low_open=True)
+        check_real("price_floor", self.price_floor, 0.0, low_open=True)
+        if self.shock_step is not None:
+            _check_int("shock_step", self.shock_step, 0)
+        check_real("shock_size", self.shock_size)
+        check_real("shock_decay", self.shock_decay, 0.0, 1.0, high_open=True)
+        if self.shock_assets is not None:
+            bad = [j for j in self.shock_assets if not 0 <= int(j) < m]
+            if bad:
+                _fail("shock_assets", self.shock_assets, f"asset indices in [0, {m - 1}]")
+
+    def per_asset(self, name: str) -> np.ndarray:
+        """The named per-asset parameter broadcast to a float array of shape (M,)."""
+        return np.broadcast_to(np.asarray(getattr(self, name), dtype=float),
+                               (self.n_assets,)).copy()
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Reward composition (§4): profit + stability + cooperative + use value."""
+
+    profit_weight: float = 1.0
+    """Weight of the mark-to-market profit reward (§4.1), >= 0."""
+    omega: float = 0.0
+    """ω, penalty per unit of absolute price change Σ_j |ΔP_j| (§4.2), >= 0."""
+    rho: float = 0.0
+    """ρ, weight of the other agents' profit (§4.3), >= 0."""
+    cooperative_scope: str = "all"
+    """'all' sums over every k != i (the paper); 'neighbours' over graph neighbours only."""
+    use_value: float = 0.0
+    """Value per unit of held asset up to the agent's need d_ij (resource network, §9), >= 0."""
+
+    def __post_init__(self) -> None:
+        check_real("profit_weight", self.profit_weight, 0.0)
+        check_real("omega", self.omega, 0.0)
+        check_real("rho", self.rho, 0.0)
+        _check_choice("cooperative_scope", self.cooperative_scope, COOPERATIVE_SCOPES)
+        check_real("use_value", self.use_value, 0.0)
+
+
+POLICY_KINDS = ("random", "hold", "mean_reversion", "actor_critic")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Which policy drives the agents."""
+
+    kind: str = "random"
+    """'random', 'hold', 'mean_reversion', 'actor_critic', or 'checkpoint:PATH'."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of each agent's actor and critic MLPs."""
+    n_groups: int | None = None
+    """Number of policy groups sharing weights (None: one policy per agent)."""
+    random_scale: float = 1.0
+    """Std of the random baseline's Gaussian orders, in units of trade_scale."""
+    reversion_strength: float = 1.0
+    """Gain of the mean-reversion baseline: order = -gain * (P - f(S)) / f(S)."""
+
+    def __post_init__(self) -> None:
+        if not (self.kind in POLICY_KINDS or (isinstance(self.kind, str)
+                                              and self.kind.startswith("checkpoint:"))):
+            _fail("policy", self.kind, f"one of {list(POLICY_KINDS)} or 'checkpoint:PATH'")
+        if len(self.hidden) == 0 or any(isinstance(h, bool) or int(h) != h or h < 1
+                                        for h in self.hidden):
+            _fail("hidden", self.hidden, "a non-empty tuple of positive integers")
+        if self.n_groups is not None:
+            _check_int("n_groups", self.n_groups, 1)
+        check_real("random_scale", self.random_scale, 0.0)
+        check_real("reversion_strength", self.reversion_strength, 0.0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything an ``EconomyModel`` needs: market, rewards, policy, data collection."""
+
+    market: MarketConfig = field(default_factory=MarketConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    collect_agents: bool = False
+    """Record per-agent data (capital, wealth, reward) in the DataCollector each step."""
+    torch_threads: int | None = 1
+    """torch.set_num_threads for this process (None: leave torch's setting alone)."""
+
+    def __post_init__(self) -> None:
+        if self.policy.n_groups is not None and self.policy.n_groups > self.market.n_agents:
+            _fail("n_groups", self.policy.n_groups, f"at most n_agents={self.market.n_agents}")
+        if self.torch_threads is not None:
+            _check_int("torch_threads", self.torch_threads, 1)
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """Names of a config dataclass's fields (used to route keyword arguments)."""
+    return tuple(f.name for f in fields(cls))

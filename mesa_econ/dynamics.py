@@ -1,0 +1,308 @@
+"""One market step on arrays. Implements §5 (with §2.2, §3.2 and the feasibility rules).
+
+Pure functions: state arrays and random draws in, new arrays out. No Mesa, no torch.
+The order of a step (see :func:`market_step`):
+
+1. peer influence (§5.3): ã_i = a_i + ν Σ_{k∈N(i)} w_ik a_k;
+2. feasibility: no short sales (ã_ij >= −H_ij), buys scaled down to what i can pay;
+3. settlement (§5.2): ``"curve"`` clears each asset's net flow Δ_j at the uniform price
+   (R(S+Δ) − R(S))/Δ and moves the reserve by exactly R(S+Δ) − R(S); ``"spot"`` is the
+   paper's literal B_i −= Σ_j ã_ij P_j(t). A sale the reserve cannot pay is filled
+   partially (every seller of that asset scaled alike) and the fill is reported;
+4. capital (§5.2) B_i += −payment_i + I; holdings (§5.3) H_i += ã_i;
+5. supply (§5.1) S_j = Σ_i H_ij after minting/burning ψ_j pro rata to holders;
+6. price deviation and quote (§3.1-§3.3, see :mod:`mesa_econ.pricing`).
+
+Money is conserved: Σ_i B_i + Σ_j reserve_j changes only by the income paid in.
+Tokens are conserved: S_j = Σ_i H_ij, changed only by trades against the curve and ψ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mesa_econ import pricing
+
+if TYPE_CHECKING:
+    from scipy.sparse import sparray, spmatrix
+
+    from mesa_econ.config import MarketConfig
+    from mesa_econ.curves import BondingCurve
+
+__all__ = [
+    "MarketParams",
+    "MarketState",
+    "StepInfo",
+    "StepNoise",
+    "clip_short_sales",
+    "market_step",
+    "mint_burn",
+    "peer_influence",
+    "scale_buys_to_budget",
+    "settle_curve",
+    "settle_spot",
+]
+
+# Buys are scaled to spend at most (1 - _BUDGET_MARGIN) of capital, so that rounding in
+# the payment sum can never take capital below zero.
+_BUDGET_MARGIN = 1e-12
+
+
+@dataclass(frozen=True)
+class MarketState:
+    """The state of record of the market (all numpy float arrays)."""
+
+    capital: np.ndarray
+    """B_i, shape (N,)."""
+    holdings: np.ndarray
+    """H_ij, shape (N, M)."""
+    supply: np.ndarray
+    """S_j = Σ_i H_ij, shape (M,)."""
+    reserve: np.ndarray
+    """Base currency held by each asset's bonding curve, shape (M,)."""
+    deviation: np.ndarray
+    """X_j, the persistent deviation of the quote from the curve, shape (M,)."""
+    price: np.ndarray
+    """P_j, the quoted price, shape (M,)."""
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """Per-asset arrays of the market's coefficients (built once from a MarketConfig)."""
+
+    nu: float
+    kappa: np.ndarray
+    lam: np.ndarray
+    theta: np.ndarray
+    sigma0: np.ndarray
+    sigma1: np.ndarray
+    zeta: np.ndarray
+    factor_mean: np.ndarray
+    psi: np.ndarray
+    dt: float
+    income: float
+    settlement: str
+    price_floor: float
+
+    @classmethod
+    def from_config(cls, cfg: MarketConfig) -> MarketParams:
+        """Broadcast a validated :class:`~mesa_econ.config.MarketConfig` to arrays."""
+        pa = cfg.per_asset
+        return cls(nu=float(cfg.nu), kappa=pa("kappa"), lam=pa("lam"), theta=pa("theta"),
+                   sigma0=pa("sigma0"), sigma1=pa("sigma1"), zeta=pa("zeta"),
+                   factor_mean=pa("factor_mean"), psi=pa("psi"), dt=float(cfg.dt),
+                   income=float(cfg.income), settlement=cfg.settlement,
+                   price_floor=float(cfg.price_floor))
+
+
+@dataclass(frozen=True)
+class StepNoise:
+    """The random draws of one step, made by the caller from the model's generator."""
+
+    factors: np.ndarray
+    """Z_j(t) ~ N(m_j, s_j²) (§2.1), shape (M,)."""
+    dW: np.ndarray
+    """Wiener increments ~ N(0, dt) (§3.3), shape (M,)."""
+    eta: np.ndarray
+    """Quote noise η_j ~ N(0, σ_η,j²) (§3.1), shape (M,)."""
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What happened in a step, for rewards, metrics and tests."""
+
+    executed: np.ndarray
+    """ã_ij, the feasible executed orders after peer influence, shape (N, M)."""
+    net_flow: np.ndarray
+    """Δ_j = Σ_i ã_ij, shape (M,)."""
+    demand: np.ndarray
+    """D_j = Σ_i max(ã_ij, 0), shape (M,)."""
+    clearing_price: np.ndarray
+    """Price per token paid for each asset this step, shape (M,)."""
+    payments: np.ndarray
+    """Base currency paid by each agent for its trades (negative: received), shape (N,)."""
+    reserve_change: np.ndarray
+    """Change of each asset's reserve from trading, shape (M,)."""
+    sell_fill: np.ndarray
+    """Fraction of each asset's sells filled (1 unless the reserve ran short), shape (M,)."""
+    curve_price: np.ndarray
+    """f_j(S_j) at the post-step supply, shape (M,)."""
+
+
+def peer_influence(orders: np.ndarray, nu: float,
+                   adjacency: spmatrix | sparray | None = None) -> np.ndarray:
+    """Orders after peer effects. Implements §5.3 (multi-agent influence).
+
+    Notes:
+        ã_ij = a_ij + ν Σ_{k∈N(i)} w_ik a_kj. With ``adjacency=None`` the graph is complete
+        and the sum is the paper's Σ_{k≠i} a_kj = Σ_k a_kj − a_ij, computed in O(N·M).
+
+    Args:
+        orders: requested orders a_ij, shape (N, M).
+        nu: ν >= 0.
+        adjacency: sparse (N, N) weights w_ik with zero diagonal, or None (complete graph).
+    """
+    if nu == 0.0:
+        return orders
+    if adjacency is None:
+        return orders + nu * (orders.sum(axis=0) - orders)  # §5.3, complete graph
+    return orders + nu * (adjacency @ orders)  # §5.3
+
+
+def clip_short_sales(orders: np.ndarray, holdings: np.ndarray) -> np.ndarray:
+    """No short sales: a sell is at most the agent's holding (ã_ij >= −H_ij)."""
+    return np.maximum(orders, -holdings)
+
+
+def scale_buys_to_budget(orders: np.ndarray, capital: np.ndarray,
+                         unit_price: np.ndarray) -> np.ndarray:
+    """Scale each agent's buys down so that Σ_j max(ã_ij, 0)·p_j <= B_i.
+
+    Sells are untouched and their proceeds are not counted toward the budget (an agent
+    cannot fund a purchase with a sale settling in the same batch).
+
+    Args:
+        orders: ã_ij, shape (N, M). unit_price: price per token p_j, shape (M,).
+        capital: B_i >= 0, shape (N,).
+    """
+    buys = np.maximum(orders, 0.0)
+    spend = buys @ unit_price
+    budget = capital * (1.0 - _BUDGET_MARGIN)
+    over = spend > budget
+    if not over.any():
+        return orders
+    scale = np.ones_like(spend)
+    scale[over] = budget[over] / spend[over]
+    return np.where(orders > 0.0, orders * scale[:, None], orders)
+
+
+def _fill_sells_to(orders: np.ndarray, target_flow: np.ndarray, short: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray]:
+    """Scale sells of the ``short`` assets so their net flow becomes ``target_flow``."""
+    buys = np.maximum(orders, 0.0).sum(axis=0)
+    sells = np.minimum(orders, 0.0).sum(axis=0)
+    fill = np.ones(orders.shape[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wanted = np.clip((target_flow - buys) / sells, 0.0, 1.0)
+    fill[short] = wanted[short] * (1.0 - _BUDGET_MARGIN)
+    return np.where(orders < 0.0, orders * fill, orders), fill
+
+
+def settle_curve(orders: np.ndarray, capital: np.ndarray, supply: np.ndarray,
+                 reserve: np.ndarray, curve: BondingCurve) -> tuple[np.ndarray, ...]:
+    """Clear every asset's net flow against its bonding curve. Implements §5.2 (curve).
+
+    Notes:
+        Δ_j = Σ_i ã_ij clears at p̄_j = (R_j(S_j + Δ_j) − R_j(S_j)) / Δ_j (p̄ = f(S) when
+        Δ = 0); agent i pays Σ_j ã_ij p̄_j and the reserve moves by R(S+Δ) − R(S), so
+        Σ_i payment_i = Σ_j reserve change exactly. Buys are first scaled to the budget at
+        the provisional p̄ of the requested flow; scaling buys down lowers p̄ (f is
+        nondecreasing), so the final payment stays within the budget.
+
+    Returns:
+        (executed, payments, reserve_change, clearing_price, sell_fill)
+    """
+    provisional = curve.average_price(supply, orders.sum(axis=0))
+    orders = scale_buys_to_budget(orders, capital, provisional)
+    flow = orders.sum(axis=0)
+    cost = curve.cost(supply, flow)
+    fill = np.ones(orders.shape[1])
+    short = reserve + cost < 0.0
+    if short.any():  # the reserve cannot pay these sales in full: fill them partially
+        target = curve.supply_for_deposit(supply, -np.where(short, reserve, 0.0))
+        orders, fill = _fill_sells_to(orders, target, short)
+        flow = orders.sum(axis=0)
+        cost = curve.cost(supply, flow)
+    price = curve.average_price(supply, flow)
+    return orders, orders @ price, cost, price, fill
+
+
+def settle_spot(orders: np.ndarray, capital: np.ndarray, reserve: np.ndarray,
+                price: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Settle every order at the pre-trade quoted price. Implements §5.2 literally.
+
+    Notes:
+        B_i(t+1) = B_i(t) − Σ_j ã_ij P_j(t) + I_i(t). The reserve moves by Δ_j P_j(t).
+        A trader can profit from its own price impact here (buy, the price rises, sell);
+        ``settle_curve`` is the default for that reason.
+
+    Returns:
+        (executed, payments, reserve_change, clearing_price, sell_fill)
+    """
+    orders = scale_buys_to_budget(orders, capital, price)
+    flow = orders.sum(axis=0)
+    fill = np.ones(orders.shape[1])
+    short = reserve + flow * price < 0.0
+    if short.any():
+        orders, fill = _fill_sells_to(orders, -reserve / price, short)
+        flow = orders.sum(axis=0)
+    return orders, orders @ price, flow * price, price.copy(), fill
+
+
+def mint_burn(holdings: np.ndarray, supply: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    """Mint (ψ > 0) or burn (ψ < 0) tokens pro rata to holders. Implements §5.1's ψ_j.
+
+    Notes:
+        H_ij ← H_ij (S_j + ψ_j) / S_j, so S_j ← S_j + ψ_j and every holder keeps its share.
+        A burn is capped at the supply; tokens minted into an asset nobody holds are split
+        equally. ψ does not touch the reserve (reserve coverage R / R(S) shows the
+        dilution).
+    """
+    if not psi.any():
+        return holdings
+    psi = np.maximum(psi, -supply)
+    empty = supply <= 0.0
+    factor = np.where(empty, 1.0, (supply + psi) / np.where(empty, 1.0, supply))
+    out = holdings * factor
+    if np.any(empty & (psi > 0)):
+        out = out + np.where(empty & (psi > 0), psi / holdings.shape[0], 0.0)
+    return out
+
+
+def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
+                curve: BondingCurve, noise: StepNoise,
+                adjacency: spmatrix | sparray | None = None) -> tuple[MarketState, StepInfo]:
+    """Advance the market one step. Implements §5.1-§5.3 with §3.1-§3.3 pricing.
+
+    Args:
+        state: the market before the step.
+        orders: requested trade volumes a_ij (positive buys), shape (N, M).
+        params: the market's coefficients.
+        curve: the assets' bonding curves (vectorised over assets).
+        noise: this step's random draws.
+        adjacency: peer-influence weights (None: complete graph).
+
+    Returns:
+        (new state, step info).
+    """
+    executed = peer_influence(orders, params.nu, adjacency)  # §5.3
+    executed = clip_short_sales(executed, state.holdings)
+    if params.settlement == "curve":
+        executed, payments, reserve_change, clearing, fill = settle_curve(
+            executed, state.capital, state.supply, state.reserve, curve)
+    else:
+        executed, payments, reserve_change, clearing, fill = settle_spot(
+            executed, state.capital, state.reserve, state.price)
+    capital = state.capital - payments + params.income  # §5.2
+    holdings = mint_burn(state.holdings + executed, state.supply + executed.sum(axis=0),
+                         params.psi)  # §5.3, then §5.1's ψ
+    supply = holdings.sum(axis=0)  # §5.1: S_j = Σ_i H_ij
+    reserve = np.maximum(state.reserve + reserve_change, 0.0)
+    net_flow = executed.sum(axis=0)
+    demand = np.maximum(executed, 0.0).sum(axis=0)
+    impact = pricing.market_impact(net_flow, demand, state.supply, params.kappa, params.lam)
+    deviation = pricing.update_deviation(
+        state.deviation, impact=impact, price=state.price, factors=noise.factors,
+        factor_mean=params.factor_mean, theta=params.theta, sigma0=params.sigma0,
+        sigma1=params.sigma1, zeta=params.zeta, dt=params.dt, dW=noise.dW)
+    curve_price = curve.price(supply)
+    price = pricing.quoted_price(curve_price, deviation, noise.eta, params.price_floor)
+    new_state = replace(state, capital=capital, holdings=holdings, supply=supply,
+                        reserve=reserve, deviation=deviation, price=price)
+    info = StepInfo(executed=executed, net_flow=net_flow, demand=demand,
+                    clearing_price=clearing, payments=payments,
+                    reserve_change=reserve_change, sell_fill=fill, curve_price=curve_price)
+    return new_state, info

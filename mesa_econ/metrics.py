@@ -1,0 +1,538 @@
+"""Evaluation metrics (§8, §7.1, §9) and the DataCollector reporters built on them.
+
+The metric functions are pure and validate their inputs (ValueError naming the argument).
+The ``report_*`` functions read a model's arrays every step, so they skip validation (the
+model's arrays are trusted), run in a few microseconds and return plain Python ``float``
+(Mesa's DataCollector deep-copies anything else). They are module-level so that
+``batch_run`` can pickle them; per-asset reporters are used as
+``functools.partial(price_of, asset=j)``.
+
+Decisions a user should know:
+
+- ``hhi``: an asset with zero supply has HHI 0.0 (no holder, no concentration); never NaN.
+- ``price_entropy``: ``bins`` equal-width bins over the series' own [min, max] (the maximum
+  falls in the last bin, as in ``np.histogram``); a constant series has entropy 0; the
+  result is in nats and at most log(bins). Because the bins follow the series' range, the
+  entropy measures the *shape* of the price distribution, not its scale.
+- ``volatility`` is the population variance (divide by T) of §7.1.
+- ``resilience`` is ``np.inf`` when the price does not move at all in the window.
+- ``reserve_coverage`` is 1.0 for an asset whose curve reserve R(S) is 0 (nothing to cover).
+- ``recovery_time`` counts from ``shock_step`` to the *first* step of a run of ``hold``
+  in-band steps; a run cut off by the end of the series does not count (None).
+- ``utilisation`` may exceed 1 when agents hold and use more than a resource's capacity;
+  with no demand at all it is 1.0.
+- ``report_gini`` assumes wealth >= 0 (the model never lets agents go negative).
+- ``report_volatility`` and ``report_price_entropy`` do not depend on the order of the rows
+  of ``price_window``: a model may hand over its ring buffer without rolling it.
+- ``report_price_entropy`` uses 20 bins, the default of ``price_entropy``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mesa_econ.config import check_real
+
+__all__ = [
+    "agent_capital",
+    "agent_reward",
+    "agent_wealth",
+    "curve_price_of",
+    "gini",
+    "hhi",
+    "hhi_of",
+    "price_entropy",
+    "price_of",
+    "recovery_time",
+    "report_gini",
+    "report_hhi",
+    "report_mean_capital",
+    "report_mean_price",
+    "report_mean_reward",
+    "report_price_entropy",
+    "report_reserve_coverage",
+    "report_total_wealth",
+    "report_volatility",
+    "reserve_coverage",
+    "resilience",
+    "supply_of",
+    "utilisation",
+    "volatility",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _array(name: str, value: npt.ArrayLike, ndims: tuple[int, ...]) -> FloatArray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a real array, got {value!r}") from exc
+    if arr.ndim not in ndims:
+        dims = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{name} must be {dims}, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def _nonnegative(name: str, arr: FloatArray) -> None:
+    if (arr < 0).any():
+        raise ValueError(f"{name} must be >= 0 everywhere, got min {arr.min()!r}")
+
+
+def _int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {low}")
+    return int(value)
+
+
+def _series(name: str, prices: npt.ArrayLike) -> FloatArray:
+    """A price series of shape (T,) or (T, M), time along axis 0."""
+    return _array(name, prices, (1, 2))
+
+
+def _scalar_or_vector(result: FloatArray, ndim: int) -> float | FloatArray:
+    return float(result[0]) if ndim == 1 else result
+
+
+# ----------------------------------------------------------------------------- kernels
+# Unchecked array kernels shared by the metric functions and the reporters.
+
+
+def _hhi_kernel(holdings: FloatArray, supply: FloatArray) -> FloatArray:
+    squares = np.einsum("ij,ij->j", holdings, holdings)
+    out = np.zeros_like(squares)
+    np.divide(squares, supply * supply, out=out, where=supply > 0)  # §8.1
+    return out
+
+
+# c·log(c) for integer counts c = 0, 1, ..., so that the entropy of windows up to
+# _CLOGC_MAX steps (the reporters') needs no log per call. Grown on demand up to the cap.
+_CLOGC_MAX = 4096
+_CLOGC = np.zeros(1)
+
+
+def _clogc_table(t: int) -> FloatArray:
+    global _CLOGC
+    if _CLOGC.shape[0] <= t:
+        c = np.arange(min(max(2 * t, 64), _CLOGC_MAX) + 1, dtype=float)
+        _CLOGC = c * np.log(np.maximum(c, 1.0))
+    return _CLOGC
+
+
+_OFFSETS: dict[tuple[int, int], npt.NDArray[np.intp]] = {}
+
+
+def _bin_counts(series: FloatArray, bins: int) -> npt.NDArray[np.intp]:
+    """Histogram counts, shape (M, bins), of each column of a (T, M) series.
+
+    Bin b = min(floor(bins·(P − min P)/(max P − min P)), bins − 1); a constant column
+    falls in bin 0. Columns are offset by j·bins so that one bincount serves all.
+    """
+    m = series.shape[1]
+    ordered = np.sort(series, axis=0)  # cheaper than separate min and max reductions
+    low = ordered[0]
+    # A zero span gives a huge finite scale, and (P - low)·scale = 0·scale = 0: bin 0.
+    scale = bins / np.maximum(ordered[-1] - low, 1e-300)
+    np.subtract(ordered, low, out=ordered)
+    np.multiply(ordered, scale, out=ordered)
+    idx = ordered.astype(np.intp)
+    np.minimum(idx, bins - 1, out=idx)  # the maximum belongs to the last bin
+    if m > 1:
+        offsets = _OFFSETS.get((m, bins))
+        if offsets is None:
+            offsets = np.arange(0, m * bins, bins, dtype=np.intp)
+            _OFFSETS[(m, bins)] = offsets
+        idx += offsets
+    return np.bincount(idx.ravel(), minlength=m * bins).reshape(m, bins)
+
+
+def _entropy_kernel(series: FloatArray, bins: int) -> FloatArray:
+    """Entropy (nats) per column of the bin counts c_b of a (T, M) series.
+
+    H = −Σ_b (c_b/T) log(c_b/T) = (T log T − Σ_b c_b log c_b) / T; both terms come from one
+    table, so a single occupied bin (c = T) gives exactly 0.
+    """
+    t = series.shape[0]
+    counts = _bin_counts(series, bins)
+    if t > _CLOGC_MAX:  # long series: direct form, log(T/T) = 0 exactly
+        return (counts * np.log(t / np.maximum(counts, 1))).sum(axis=1) / t  # §8.2
+    table = _clogc_table(t)
+    return np.maximum((table[t] - table[counts].sum(axis=1)) / t, 0.0)  # §8.2
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def hhi(holdings: npt.ArrayLike, supply: npt.ArrayLike | None = None) -> FloatArray:
+    """Herfindahl-Hirschman concentration index of each asset. Implements §8.1.
+
+    Args:
+        holdings: H_ij >= 0, shape (N, M).
+        supply: S_j, shape (M,); defaults to ``holdings.sum(axis=0)``.
+
+    Returns:
+        HHI_j, shape (M,): 1 when one agent holds the whole supply, 1/N when N agents hold
+        equal shares; 0.0 for an asset with zero supply.
+
+    Raises:
+        ValueError: wrong shapes or negative holdings/supply (named).
+
+    Notes:
+        HHI_j = Σ_i (H_ij / S_j)².
+    """
+    h = _array("holdings", holdings, (2,))
+    _nonnegative("holdings", h)
+    if supply is None:
+        s = h.sum(axis=0)
+    else:
+        s = _array("supply", supply, (1,))
+        if s.shape != (h.shape[1],):
+            raise ValueError(f"supply has shape {s.shape}; expected ({h.shape[1]},)")
+        _nonnegative("supply", s)
+    return _hhi_kernel(h, s)
+
+
+def price_entropy(prices: npt.ArrayLike, bins: int = 20) -> float | FloatArray:
+    """Shannon entropy of the histogram of a price series. Implements §8.2.
+
+    Args:
+        prices: series of shape (T,) or (T, M), time along axis 0.
+        bins: number of equal-width bins (>= 1) spanning each series' own [min, max];
+            the maximum falls in the last bin.
+
+    Returns:
+        Entropy in nats: a float for (T,) input, shape (M,) for (T, M). A constant series
+        has entropy 0; the value is at most log(min(bins, T)).
+
+    Raises:
+        ValueError: bad ``prices`` or ``bins`` < 1 (named).
+
+    Notes:
+        H(P_j) = −Σ_b p_b log p_b with p_b = c_b / T, c_b the number of steps whose price
+        falls in bin b = min(floor(bins·(P − min P)/(max P − min P)), bins − 1).
+    """
+    p = _series("prices", prices)
+    bins = _int("bins", bins, 1)
+    result = _entropy_kernel(p.reshape(p.shape[0], -1), bins)
+    return _scalar_or_vector(result, p.ndim)
+
+
+def volatility(prices: npt.ArrayLike) -> float | FloatArray:
+    """Price volatility, the objective of curve tuning. Implements §7.1.
+
+    Args:
+        prices: series of shape (T,) or (T, M), time along axis 0.
+
+    Returns:
+        A float for (T,) input, shape (M,) for (T, M).
+
+    Notes:
+        (1/T) Σ_t (P_j(t) − P̄_j)², P̄_j the mean over the series (population variance).
+    """
+    p = _series("prices", prices)
+    result = p.reshape(p.shape[0], -1).var(axis=0)  # §7.1
+    return _scalar_or_vector(result, p.ndim)
+
+
+def resilience(prices: npt.ArrayLike, shock_step: int, window: int) -> float | FloatArray:
+    """Resilience of prices after a shock. Implements §8.3.
+
+    Args:
+        prices: series of shape (T,) or (T, M), time along axis 0.
+        shock_step: t_s, index of the first price of the post-shock window (>= 0).
+        window: number of one-step changes averaged (>= 1); needs
+            ``shock_step + window <= T - 1``.
+
+    Returns:
+        R_j: a float for (T,) input, shape (M,) for (T, M). ``np.inf`` where the price
+        does not move at all in the window (a market that does not move is infinitely
+        resilient).
+
+    Raises:
+        ValueError: bad ``prices``, or ``shock_step``/``window`` outside the series (named).
+
+    Notes:
+        R_j = 1 / mean_{t ∈ [t_s, t_s + window)} |P_j(t+1) − P_j(t)|. The first change is
+        prices[t_s + 1] − prices[t_s]: pass the index of the last pre-shock price as
+        ``shock_step`` to include the jump itself, the first post-shock index to exclude it.
+    """
+    p = _series("prices", prices)
+    t = p.shape[0]
+    shock_step = _int("shock_step", shock_step, 0)
+    window = _int("window", window, 1)
+    if shock_step > t - 2:
+        raise ValueError(f"shock_step={shock_step} is invalid: expected <= T - 2 = {t - 2}")
+    if shock_step + window > t - 1:
+        raise ValueError(
+            f"window={window} is invalid: expected shock_step + window <= "
+            f"T - 1 = {t - 1} (at most {t - 1 - shock_step})"
+        )
+    seg = p.reshape(t, -1)[shock_step : shock_step + window + 1]
+    mean_change = np.abs(np.diff(seg, axis=0)).mean(axis=0)
+    with np.errstate(divide="ignore"):
+        result = 1.0 / mean_change  # §8.3; 1/0 -> inf on purpose
+    return _scalar_or_vector(result, p.ndim)
+
+
+def gini(values: npt.ArrayLike) -> float:
+    """Gini coefficient of nonnegative values (inequality of wealth).
+
+    Args:
+        values: x_i >= 0, shape (N,).
+
+    Returns:
+        G in [0, 1 − 1/N]: 0 when all values are equal, → 1 when one holds everything.
+        0.0 when every value is 0.
+
+    Raises:
+        ValueError: empty, not 1-D, non-finite or negative ``values``.
+
+    Notes:
+        G = Σ_i Σ_k |x_i − x_k| / (2 N² x̄) = Σ_i (2i − N − 1) x_(i) / (N Σ_i x_i),
+        x_(1) <= ... <= x_(N) sorted, i from 1.
+    """
+    x = _array("values", values, (1,))
+    _nonnegative("values", x)
+    return _gini_kernel(x, _gini_weights(x.shape[0]))
+
+
+def _gini_weights(n: int) -> FloatArray:
+    """Columns 2i − N − 1 (i = 1..N) and 1: one matmul gives numerator and total."""
+    i = np.arange(1, n + 1, dtype=float)
+    return np.stack([2.0 * i - n - 1.0, np.ones(n)], axis=1)
+
+
+def _gini_kernel(x: FloatArray, weights: FloatArray) -> float:
+    num, total = (np.sort(x) @ weights).tolist()
+    if total <= 0:
+        return 0.0
+    return max(num / (x.shape[0] * total), 0.0)  # G = Σ (2i−N−1) x_(i) / (N Σx); ≥ 0 exactly
+
+
+def reserve_coverage(reserve: npt.ArrayLike, curve_reserve: npt.ArrayLike) -> FloatArray:
+    """Fraction of the curve's reserve R(S) actually held (solvency of the curve, §5.1).
+
+    Args:
+        reserve: R_j held, >= 0, shape (M,).
+        curve_reserve: R_j(S_j) = ∫_0^S f_j, >= 0, shape (M,).
+
+    Returns:
+        reserve / R(S), shape (M,); 1.0 where R(S) == 0.
+    """
+    r = _array("reserve", reserve, (1,))
+    c = _array("curve_reserve", curve_reserve, (1,))
+    if c.shape != r.shape:
+        raise ValueError(f"curve_reserve has shape {c.shape}; expected {r.shape}")
+    _nonnegative("reserve", r)
+    _nonnegative("curve_reserve", c)
+    out = np.ones_like(r)
+    np.divide(r, c, out=out, where=c > 0)
+    return out
+
+
+def recovery_time(
+    prices: npt.ArrayLike,
+    reference: float | npt.ArrayLike,
+    shock_step: int,
+    band: float | npt.ArrayLike,
+    hold: int = 5,
+) -> int | None:
+    """Steps from a shock until prices stay near a reference. Implements §9 (shock recovery).
+
+    Args:
+        prices: series of shape (T,) or (T, M), time along axis 0.
+        reference: P*, scalar or shape (M,).
+        shock_step: index of the shock, in [0, T − 1].
+        band: half-width of the band around P*, >= 0; scalar or shape (M,).
+        hold: number of consecutive in-band steps that count as recovered, >= 1.
+
+    Returns:
+        t* − shock_step, where t* >= shock_step is the first step with
+        |P(s) − P*| <= band for every s in [t*, t* + hold); for (T, M) input the maximum
+        over assets. None if some asset never recovers within the series (a run of
+        in-band steps cut off by the end of the series does not count).
+
+    Raises:
+        ValueError: bad ``prices``, ``reference``, ``shock_step``, ``band`` or ``hold``.
+    """
+    p = _series("prices", prices)
+    t = p.shape[0]
+    p2 = p.reshape(t, -1)
+    m = p2.shape[1]
+    shock_step = _int("shock_step", shock_step, 0)
+    if shock_step > t - 1:
+        raise ValueError(f"shock_step={shock_step} is invalid: expected <= T - 1 = {t - 1}")
+    hold = _int("hold", hold, 1)
+    ref = _per_asset("reference", reference, m)
+    width = _per_asset("band", band, m)
+    _nonnegative("band", width)
+    inside = np.abs(p2[shock_step:] - ref) <= width  # §9: |P − P*| <= band
+    n_windows = inside.shape[0] - hold + 1
+    if n_windows < 1:
+        return None
+    runs = np.concatenate([np.zeros((1, m), dtype=np.intp), np.cumsum(inside, axis=0)])
+    recovered = (runs[hold:] - runs[:n_windows]) == hold  # in band for `hold` steps from t
+    if not recovered.any(axis=0).all():
+        return None
+    return int(recovered.argmax(axis=0).max())
+
+
+def _per_asset(name: str, value: float | npt.ArrayLike, m: int) -> FloatArray:
+    arr = _array(name, value, (0, 1))
+    if arr.ndim == 1 and arr.shape != (m,):
+        raise ValueError(f"{name} has shape {arr.shape}; expected a scalar or ({m},)")
+    return arr
+
+
+def utilisation(holdings: npt.ArrayLike, demand: npt.ArrayLike, capacity: npt.ArrayLike) -> float:
+    """Utilisation efficiency of a resource network. Implements §9 (resource network).
+
+    Args:
+        holdings: H_ij >= 0, shape (N, M).
+        demand: d_ij >= 0, shape (N, M).
+        capacity: C_j > 0, shape (M,).
+
+    Returns:
+        U in [0, ∞): usually <= 1, above 1 when agents use more than a resource's
+        capacity; 1.0 when there is no demand at all.
+
+    Notes:
+        U = Σ_ij min(H_ij, d_ij) / Σ_j min(C_j, Σ_i d_ij).
+    """
+    h = _array("holdings", holdings, (2,))
+    d = _array("demand", demand, (2,))
+    c = _array("capacity", capacity, (1,))
+    if d.shape != h.shape:
+        raise ValueError(f"demand has shape {d.shape}; expected {h.shape} (holdings)")
+    if c.shape != (h.shape[1],):
+        raise ValueError(f"capacity has shape {c.shape}; expected ({h.shape[1]},)")
+    _nonnegative("holdings", h)
+    _nonnegative("demand", d)
+    check_real("capacity", c, 0.0, low_open=True)
+    used = float(np.minimum(h, d).sum())  # §9: Σ_ij min(H_ij, d_ij)
+    achievable = float(np.minimum(c, d.sum(axis=0)).sum())
+    return used / achievable if achievable > 0 else 1.0  # §9
+
+
+# ---------------------------------------------------------------------------- reporters
+# Hot path: no validation, Python floats out, few numpy calls. M (assets) is small, so
+# (M,) vectors are reduced in Python after .tolist(), which beats numpy's call overhead.
+
+
+def report_mean_price(model: Any) -> float:
+    """Mean quoted price over assets."""
+    prices = model.prices.tolist()
+    return sum(prices) / len(prices)
+
+
+def report_hhi(model: Any) -> float:
+    """Mean over assets of HHI_j (§8.1), with S_j = ``model.supply``."""
+    squares = np.einsum("ij,ij->j", model.holdings, model.holdings).tolist()
+    supply = model.supply.tolist()
+    total = sum(q / (s * s) if s > 0 else 0.0 for q, s in zip(squares, supply, strict=True))
+    return total / len(supply)  # §8.1, averaged over assets
+
+
+# Per-size caches for the reporters (sizes are N and the window lengths: few entries).
+_REPORT_GINI_WEIGHTS: dict[int, FloatArray] = {}
+_REPORT_MEAN_WEIGHTS: dict[int, FloatArray] = {}
+
+
+def report_gini(model: Any) -> float:
+    """Gini coefficient of the agents' wealth (assumed >= 0)."""
+    wealth = model.wealth
+    weights = _REPORT_GINI_WEIGHTS.get(wealth.shape[0])
+    if weights is None:
+        weights = _REPORT_GINI_WEIGHTS.setdefault(wealth.shape[0], _gini_weights(wealth.shape[0]))
+    return _gini_kernel(wealth, weights)
+
+
+def report_reserve_coverage(model: Any) -> float:
+    """Smallest reserve coverage R_j / R_j(S_j) over assets (1.0 where R(S) == 0)."""
+    pairs = zip(model.reserve.tolist(), model.curve_reserve.tolist(), strict=True)
+    return min(r / c if c > 0 else 1.0 for r, c in pairs)
+
+
+def report_volatility(model: Any) -> float:
+    """Mean over assets of the volatility (§7.1) of ``model.price_window``."""
+    window = model.price_window
+    mean_weights = _REPORT_MEAN_WEIGHTS.get(window.shape[0])
+    if mean_weights is None:
+        mean_weights = _REPORT_MEAN_WEIGHTS.setdefault(
+            window.shape[0], np.full(window.shape[0], 1.0 / window.shape[0])
+        )
+    dev = window - mean_weights @ window  # one matmul: the mean of every column
+    return float(np.vdot(dev, dev)) / dev.size  # §7.1, averaged over assets
+
+
+def report_price_entropy(model: Any) -> float:
+    """Mean over assets of the price entropy (§8.2, 20 bins) of ``model.price_window``."""
+    window = model.price_window
+    t, m = window.shape
+    if t > _CLOGC_MAX:
+        return float(_entropy_kernel(window, 20).mean())
+    table = _clogc_table(t)
+    total = float(table[_bin_counts(window, 20)].sum())  # Σ over assets and bins of c log c
+    return max((m * float(table[t]) - total) / (t * m), 0.0)  # §8.2, averaged over assets
+
+
+def report_mean_capital(model: Any) -> float:
+    """Mean capital B_i over agents."""
+    return float(model.capital.sum()) / model.capital.shape[0]
+
+
+def report_total_wealth(model: Any) -> float:
+    """Total mark-to-market wealth Σ_i (B_i + Σ_j H_ij P_j)."""
+    return float(model.wealth.sum())
+
+
+def report_mean_reward(model: Any) -> float:
+    """Mean over agents of the last step's total reward."""
+    return float(model.last_rewards.sum()) / model.last_rewards.shape[0]
+
+
+def price_of(model: Any, asset: int) -> float:
+    """Quoted price P_j of one asset."""
+    return float(model.prices[asset])
+
+
+def curve_price_of(model: Any, asset: int) -> float:
+    """Curve price f_j(S_j) of one asset."""
+    return float(model.curve_prices[asset])
+
+
+def supply_of(model: Any, asset: int) -> float:
+    """Supply S_j of one asset."""
+    return float(model.supply[asset])
+
+
+def hhi_of(model: Any, asset: int) -> float:
+    """HHI_j (§8.1) of one asset; 0.0 when its supply is 0."""
+    column = model.holdings[:, asset]
+    supply = float(model.supply[asset])
+    return float(column @ column) / (supply * supply) if supply > 0 else 0.0  # §8.1
+
+
+def agent_capital(agent: Any) -> float:
+    """Capital B_i of a TraderAgent."""
+    return float(agent.capital)
+
+
+def agent_wealth(agent: Any) -> float:
+    """Mark-to-market wealth of a TraderAgent."""
+    return float(agent.wealth)
+
+
+def agent_reward(agent: Any) -> float:
+    """Last reward of a TraderAgent."""
+    return float(agent.reward)

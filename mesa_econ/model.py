@@ -1,0 +1,491 @@
+"""The Mesa model: owns the state arrays, the graph and the policies; wires one step.
+
+A step is: draw Z (with any shock) → one batched policy call → ``dynamics.market_step``
+→ ``rewards.compute_rewards`` → ``datacollector.collect``. No per-agent Python runs in
+the hot path; the agents are views onto rows of the arrays held here.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import fields
+from typing import Any
+
+import mesa
+import networkx as nx
+import numpy as np
+import torch
+from mesa.discrete_space import Network
+
+from mesa_econ import metrics
+from mesa_econ.agents import TraderAgent
+from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConfig
+from mesa_econ.curves import BondingCurve, make_curve
+from mesa_econ.dynamics import MarketParams, MarketState, StepNoise, market_step
+from mesa_econ.rewards import compute_rewards
+
+__all__ = ["EconomyModel", "default_curve_params"]
+
+PRICE_WINDOW = 20
+"""Length of the rolling price window behind the volatility and entropy reporters."""
+
+
+def default_curve_params(kind: str, initial_supply: float, n_agents: int) -> dict[str, float]:
+    """Curve parameters scaled to the initial supply S0 when the user gives none.
+
+    The exponential default is the reference workload's f(S) = exp(0.05·S/N); the others
+    put the price near 1 at S0 so that initial capital buys comparable amounts.
+    """
+    s0 = max(float(initial_supply), 1.0)
+    if kind == "exponential":
+        return {"a": 1.0, "k": 0.05 / n_agents}
+    if kind == "linear":
+        return {"slope": 1.0 / s0, "intercept": 0.5}
+    if kind == "logarithmic":
+        return {"k": 1.0 / np.log1p(s0)}
+    if kind == "sigmoid":
+        return {"height": 2.0, "midpoint": s0, "steepness": 4.0 / s0}
+    return {"a": 1.0 / s0, "n": 1.0}  # power (Bancor)
+
+
+def _split_kwargs(kwargs: dict[str, Any]) -> ModelConfig:
+    """Route flat keyword arguments to the config dataclasses."""
+    groups: dict[type, dict[str, Any]] = {MarketConfig: {}, RewardConfig: {}, PolicyConfig: {}}
+    top: dict[str, Any] = {}
+    names = {cls: {f.name for f in fields(cls)} for cls in groups}
+    for key, value in kwargs.items():
+        if key == "policy":
+            groups[PolicyConfig]["kind"] = value
+            continue
+        for cls, cls_names in names.items():
+            if key in cls_names:
+                groups[cls][key] = value
+                break
+        else:
+            top[key] = value
+    return ModelConfig(market=MarketConfig(**groups[MarketConfig]),
+                       rewards=RewardConfig(**groups[RewardConfig]),
+                       policy=PolicyConfig(**groups[PolicyConfig]), **top)
+
+
+def _build_graph(cfg: MarketConfig, seed: int) -> nx.Graph:
+    n, gp = cfg.n_agents, dict(cfg.graph_params)
+    if not isinstance(cfg.graph, str):
+        return nx.convert_node_labels_to_integers(cfg.graph)
+    if cfg.graph == "complete":
+        return nx.complete_graph(n)
+    if cfg.graph == "empty":
+        return nx.empty_graph(n)
+    if cfg.graph == "watts_strogatz":
+        k, p = int(gp.get("k", 4)), float(gp.get("p", 0.1))
+        if not 0 < k < n:
+            raise ValueError(f"graph_params k={k} is invalid: expected 0 < k < n_agents={n}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"graph_params p={p} is invalid: expected a probability in [0, 1]")
+        return nx.watts_strogatz_graph(n, k, p, seed=seed)
+    if cfg.graph == "erdos_renyi":
+        p = float(gp.get("p", 0.1))
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"graph_params p={p} is invalid: expected a probability in [0, 1]")
+        return nx.fast_gnp_random_graph(n, p, seed=seed)
+    m = int(gp.get("m", 2))  # barabasi_albert
+    if not 1 <= m < n:
+        raise ValueError(f"graph_params m={m} is invalid: expected 1 <= m < n_agents={n}")
+    return nx.barabasi_albert_graph(n, m, seed=seed)
+
+
+def _make_network(graph: nx.Graph, random: Any) -> Network:
+    """A Mesa Network over the graph, without Mesa 3.5's unseeded default layout."""
+    if "layout" in inspect.signature(Network.__init__).parameters:
+        return Network(graph, capacity=1, random=random, layout=None)
+    return Network(graph, capacity=1, random=random)
+
+
+class EconomyModel(mesa.Model):
+    """N traders, M assets priced by stochastic bonding curves, over a NetworkX graph.
+
+    Keyword arguments are the fields of :class:`~mesa_econ.config.MarketConfig`,
+    :class:`~mesa_econ.config.RewardConfig` and :class:`~mesa_econ.config.PolicyConfig`
+    (``policy`` is PolicyConfig.kind) plus ``collect_agents``, ``torch_threads``,
+    ``demand`` (needs d_ij for the use-value reward: an (N, M) array, or a mean need
+    from which d_ij ~ U(0, 2·mean) is drawn with the model's generator) and ``rng``/``seed``. Every value is
+    validated; a bad one raises ValueError naming it. A seed given as a string (Solara's
+    text box) is cast to int.
+
+    Attributes:
+        capital, holdings, supply, reserve, prices, deviation, factors: the state of
+            record as read-only numpy arrays (shapes (N,), (N, M), (M,) ...).
+        grid: the ``mesa.discrete_space.Network`` the agents sit on.
+        graph: the interaction graph; ``adjacency`` its sparse matrix (None if complete).
+        torch_generator: the model's torch.Generator, seeded from ``rng``.
+        last_rewards: r_i of the last step; ``last_info``: its ``dynamics.StepInfo``.
+    """
+
+    def __init__(self, n_agents: int = 50, n_assets: int = 3, curve: str = "exponential",
+                 curve_params: dict | None = None, graph: Any = "complete",
+                 graph_params: dict | None = None, nu: float = 0.0, kappa: Any = 0.0,
+                 lam: Any = 0.0, theta: Any = 1.0, sigma0: Any = 0.0, sigma1: Any = 0.0,
+                 zeta: Any = 0.0, sigma_eta: Any = 0.01, dt: float = 1.0,
+                 factor_mean: Any = 0.0, factor_std: Any = 0.1, income: float = 0.0,
+                 psi: Any = 0.0, settlement: str = "curve", initial_capital: float = 1000.0,
+                 initial_holdings: float = 10.0, trade_scale: float = 1.0,
+                 price_floor: float = 1e-9, shock_step: int | None = None,
+                 shock_size: float = 0.0, shock_assets: tuple[int, ...] | None = None,
+                 shock_decay: float = 0.0, profit_weight: float = 1.0, omega: float = 0.0,
+                 rho: float = 0.0, cooperative_scope: str = "all", use_value: float = 0.0,
+                 policy: str = "random", hidden: tuple[int, ...] = (64, 64),
+                 n_groups: int | None = None, random_scale: float = 1.0,
+                 reversion_strength: float = 1.0, collect_agents: bool = False,
+                 torch_threads: int | None = 1, demand: Any = None,
+                 rng: Any = None, seed: Any = None) -> None:
+        kwargs = {k: v for k, v in locals().items()
+                  if k not in ("self", "rng", "seed", "demand", "__class__")}
+        kwargs["curve_params"] = dict(curve_params or {})
+        kwargs["graph_params"] = dict(graph_params or {})
+        kwargs["hidden"] = tuple(hidden)
+        if shock_assets is not None:
+            kwargs["shock_assets"] = tuple(int(j) for j in np.atleast_1d(shock_assets))
+        self._init_from_config(_split_kwargs(kwargs), rng=rng, seed=seed, demand=demand)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, *, rng: Any = None, seed: Any = None,
+                    demand: Any = None) -> EconomyModel:
+        """Build a model from a validated :class:`~mesa_econ.config.ModelConfig`."""
+        if not isinstance(cfg, ModelConfig):
+            raise ValueError(f"cfg={type(cfg).__name__} is invalid: expected a ModelConfig")
+        self = cls.__new__(cls)
+        self._init_from_config(cfg, rng=rng, seed=seed, demand=demand)
+        return self
+
+    # ------------------------------------------------------------------ set-up
+    def _init_from_config(self, cfg: ModelConfig, *, rng: Any, seed: Any, demand: Any) -> None:
+        rng = _coerce_seed("rng", rng)
+        seed = _coerce_seed("seed", seed)
+        if rng is None and seed is not None:
+            rng = seed  # rng=42 equals seed=42 on every Mesa 3.x, without 3.5's warning
+        super().__init__(rng=rng)
+        if cfg.torch_threads is not None and torch.get_num_threads() != cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        self.config = cfg
+        mc = cfg.market
+        self.n_agents, self.n_assets = mc.n_agents, mc.n_assets
+        self.trade_scale = float(mc.trade_scale)
+        self.torch_generator = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
+        self.params = MarketParams.from_config(mc)
+        self._factor_std = mc.per_asset("factor_std")
+        self._sigma_eta = mc.per_asset("sigma_eta")
+        n, m = self.n_agents, self.n_assets
+        holdings = np.full((n, m), float(mc.initial_holdings))
+        supply = holdings.sum(axis=0)
+        params = dict(mc.curve_params) or default_curve_params(mc.curve, supply[0], n)
+        self.curve: BondingCurve = make_curve(mc.curve, n_assets=m, **params)
+        curve_price = self.curve.price(supply)
+        self._state = MarketState(
+            capital=np.full(n, float(mc.initial_capital)), holdings=holdings, supply=supply,
+            reserve=self.curve.reserve(supply), deviation=np.zeros(m),
+            price=np.maximum(curve_price, mc.price_floor))
+        _freeze_state(self._state)
+        self._curve_price = _freeze(curve_price)
+        self.demand = _make_demand(demand, n, m, self.rng)
+        if cfg.rewards.use_value > 0 and self.demand is None:
+            raise ValueError("demand=None is invalid: use_value > 0 needs a demand array (N, M)")
+        self._build_space(mc)
+        self._build_policy(cfg.policy)
+        self._init_bookkeeping()
+        self.datacollector = self._make_datacollector(cfg.collect_agents)
+        self.datacollector.collect(self)
+
+    def _build_space(self, mc: MarketConfig) -> None:
+        self.graph = _build_graph(mc, seed=int(self.rng.integers(2**31)))
+        self.grid = _make_network(self.graph, self.random)
+        if isinstance(mc.graph, str) and mc.graph == "complete":
+            self.adjacency = None  # §5.3 Σ_{k≠i} computed in O(N·M)
+        else:
+            adj = nx.to_scipy_sparse_array(self.graph, nodelist=range(self.n_agents),
+                                           format="csr", dtype=float)
+            adj.setdiag(0.0)
+            adj.eliminate_zeros()
+            self.adjacency = adj
+        cells = [self.grid._cells[i] for i in range(self.n_agents)]
+        for i, cell in enumerate(cells):
+            agent = TraderAgent(self, i)
+            agent.cell = cell
+        self.traders = self.agents_by_type[TraderAgent]
+
+    def _build_policy(self, pc: PolicyConfig) -> None:
+        from mesa_econ import policies
+
+        self.ensemble = None
+        self.scripted = None
+        if pc.kind == "random":
+            self.scripted = policies.RandomPolicy(scale=pc.random_scale)
+        elif pc.kind == "hold":
+            self.scripted = policies.HoldPolicy()
+        elif pc.kind == "mean_reversion":
+            self.scripted = policies.MeanReversionPolicy(strength=pc.reversion_strength)
+        elif pc.kind == "actor_critic":
+            self.ensemble = policies.PolicyEnsemble(
+                self.n_agents, self.obs_dim, self.n_assets, hidden=pc.hidden,
+                n_groups=pc.n_groups, generator=self.torch_generator)
+        else:  # checkpoint:PATH
+            from mesa_econ.rl.checkpoint import load_ensemble
+
+            self.ensemble = load_ensemble(pc.kind.split(":", 1)[1], model=self)
+        self._pending_orders: np.ndarray | None = None
+
+    def _init_bookkeeping(self) -> None:
+        m = self.n_assets
+        self.factors = self.params.factor_mean.copy()
+        self._shock = np.zeros(m)
+        self.last_rewards = np.zeros(self.n_agents)
+        self.last_breakdown = None
+        self.last_info = None
+        self.last_orders = np.zeros((self.n_agents, m))
+        self.t = 0
+        self.income_paid = 0.0
+        self._window = np.empty((PRICE_WINDOW, m))
+        self._window[0] = self._state.price
+        self._window_len = 1
+        self._wealth_cache: np.ndarray | None = None
+
+    def _make_datacollector(self, collect_agents: bool) -> mesa.DataCollector:
+        model_reporters: dict[str, Any] = {}
+        for j in range(self.n_assets):
+            model_reporters[f"price_{j}"] = functools.partial(metrics.price_of, asset=j)
+            model_reporters[f"curve_price_{j}"] = functools.partial(metrics.curve_price_of,
+                                                                    asset=j)
+        model_reporters.update({
+            "hhi": metrics.report_hhi, "gini": metrics.report_gini,
+            "volatility": metrics.report_volatility,
+            "price_entropy": metrics.report_price_entropy,
+            "reserve_coverage": metrics.report_reserve_coverage,
+            "mean_capital": metrics.report_mean_capital,
+            "mean_reward": metrics.report_mean_reward,
+        })
+        agent_reporters = ({"capital": metrics.agent_capital, "wealth": metrics.agent_wealth,
+                            "reward": metrics.agent_reward} if collect_agents else None)
+        return mesa.DataCollector(model_reporters=model_reporters,
+                                  agent_reporters=agent_reporters)
+
+    # ------------------------------------------------------------------ state views
+    @property
+    def capital(self) -> np.ndarray:
+        """B_i, shape (N,) (read-only)."""
+        return self._state.capital
+
+    @property
+    def holdings(self) -> np.ndarray:
+        """H_ij, shape (N, M) (read-only)."""
+        return self._state.holdings
+
+    @property
+    def supply(self) -> np.ndarray:
+        """S_j = Σ_i H_ij, shape (M,) (read-only)."""
+        return self._state.supply
+
+    @property
+    def reserve(self) -> np.ndarray:
+        """Base currency in each curve's reserve, shape (M,) (read-only)."""
+        return self._state.reserve
+
+    @property
+    def prices(self) -> np.ndarray:
+        """P_j, the quoted prices, shape (M,) (read-only)."""
+        return self._state.price
+
+    @property
+    def deviation(self) -> np.ndarray:
+        """X_j = persistent deviation of the quote from the curve, shape (M,) (read-only)."""
+        return self._state.deviation
+
+    @property
+    def curve_prices(self) -> np.ndarray:
+        """f_j(S_j), the bonding-curve price at the current supply (read-only)."""
+        return self._curve_price
+
+    @property
+    def curve_reserve(self) -> np.ndarray:
+        """R_j(S_j), the reserve the curve implies for the current supply."""
+        return self.curve.reserve(self._state.supply)
+
+    @property
+    def wealth(self) -> np.ndarray:
+        """B_i + Σ_j H_ij P_j, mark-to-market at the quoted price (read-only)."""
+        if self._wealth_cache is None:
+            self._wealth_cache = _freeze(self._state.capital
+                                         + self._state.holdings @ self._state.price)
+        return self._wealth_cache
+
+    @property
+    def price_window(self) -> np.ndarray:
+        """The last (up to) ``PRICE_WINDOW`` quoted prices, shape (W, M), in ring-buffer
+        order (not oldest first: the window reporters, volatility and entropy, do not
+        depend on the order). Use the DataCollector frame for an ordered series."""
+        return self._window[:self._window_len]
+
+    @property
+    def state(self) -> MarketState:
+        """The full market state (frozen dataclass of arrays)."""
+        return self._state
+
+    @property
+    def obs_dim(self) -> int:
+        """Width of an agent's observation: 1 + 3M ([B_i, H_i, P, Z])."""
+        return 1 + 3 * self.n_assets
+
+    def policy_of(self, row: int) -> Any:
+        """Agent ``row``'s policy (a PolicyView, or the shared scripted policy)."""
+        return self.ensemble.agent_view(row) if self.ensemble is not None else self.scripted
+
+    # ------------------------------------------------------------------ stepping
+    def observe(self) -> np.ndarray:
+        """All agents' observations, shape (N, 1 + 3M), float32. Implements §2.1.
+
+        Notes:
+            S_i = [B_i / B0, H_i / H0, P / P0, (Z − m) / s], scaled by the initial capital
+            B0, initial holdings H0 (1 if zero), initial curve price P0 and factor std s
+            (1 where s = 0).
+        """
+        mc = self.config.market
+        n, m = self.n_agents, self.n_assets
+        obs = np.empty((n, 1 + 3 * m), dtype=np.float32)
+        obs[:, 0] = self._state.capital / mc.initial_capital
+        obs[:, 1:1 + m] = self._state.holdings / (mc.initial_holdings or 1.0)
+        obs[:, 1 + m:1 + 2 * m] = self._state.price / self._price_scale
+        obs[:, 1 + 2 * m:] = (self.factors - self.params.factor_mean) / self._factor_scale
+        return obs
+
+    @functools.cached_property
+    def _price_scale(self) -> np.ndarray:
+        return np.maximum(self.curve.price(np.full(self.n_assets, self.n_agents
+                                                   * self.config.market.initial_holdings)),
+                          1e-12)
+
+    @functools.cached_property
+    def _factor_scale(self) -> np.ndarray:
+        return np.where(self._factor_std > 0, self._factor_std, 1.0)
+
+    def submit_orders(self, volumes: np.ndarray) -> None:
+        """Use these trade volumes (N, M) for the next step instead of the policy's.
+
+        Used by trainers and the PettingZoo adapter, which act outside the model.
+        """
+        volumes = np.asarray(volumes, dtype=float)
+        if volumes.shape != (self.n_agents, self.n_assets):
+            raise ValueError(f"volumes shape {volumes.shape} is invalid: expected "
+                             f"(n_agents, n_assets)=({self.n_agents}, {self.n_assets})")
+        if not np.all(np.isfinite(volumes)):
+            raise ValueError("volumes contain NaN or inf: expected finite trade volumes")
+        self._pending_orders = volumes
+
+    def policy_orders(self) -> np.ndarray:
+        """Trade volumes (N, M) from the model's own policy: one batched call."""
+        if self.scripted is not None:
+            return self.scripted.orders(self)
+        obs = torch.from_numpy(self.observe())
+        with torch.no_grad():
+            u, _, _ = self.ensemble.act(obs, generator=self.torch_generator)
+        return self.trade_scale * np.clip(u.numpy().astype(float), -1.0, 1.0)
+
+    def _draw_factors(self) -> np.ndarray:
+        p, mc = self.params, self.config.market
+        if mc.shock_step is not None and self.t == mc.shock_step:
+            assets = list(mc.shock_assets) if mc.shock_assets is not None else slice(None)
+            self._shock[assets] += mc.shock_size
+        z = p.factor_mean + self._factor_std * self.rng.standard_normal(self.n_assets)
+        z = z + self._shock  # §9 shock: a spike in Z_j
+        self._shock *= mc.shock_decay
+        return z
+
+    def step(self) -> None:
+        """One period: factors, batched policy call, market step, rewards, data."""
+        self.factors = self._draw_factors()  # §2.1
+        if self._pending_orders is not None:
+            orders, self._pending_orders = self._pending_orders, None
+        else:
+            orders = self.policy_orders()
+        self.last_orders = orders
+        p, before = self.params, self._state
+        noise = StepNoise(factors=self.factors,
+                          dW=np.sqrt(p.dt) * self.rng.standard_normal(self.n_assets),
+                          eta=self._sigma_eta * self.rng.standard_normal(self.n_assets))
+        after, info = market_step(before, orders, p, self.curve, noise, self.adjacency)
+        _check_finite(after)
+        _freeze_state(after)
+        _freeze(info.curve_price)
+        self._state, self.last_info = after, info
+        self._curve_price = info.curve_price
+        self._wealth_cache = None
+        self.income_paid += p.income * self.n_agents
+        self.last_breakdown = compute_rewards(
+            self.config.rewards, capital_before=before.capital, capital_after=after.capital,
+            holdings_before=before.holdings, holdings_after=after.holdings,
+            price_before=before.price, price_after=after.price,
+            adjacency=self.adjacency, demand=self.demand)
+        self.last_rewards = self.last_breakdown.total
+        self.t += 1
+        self._window[self.t % PRICE_WINDOW] = after.price
+        self._window_len = min(self._window_len + 1, PRICE_WINDOW)
+        self.datacollector.collect(self)
+
+
+def _freeze(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _freeze_state(state: MarketState) -> MarketState:
+    """Make the state arrays read-only so the model's views can be handed out as they are."""
+    for name in ("capital", "holdings", "supply", "reserve", "deviation", "price"):
+        getattr(state, name).flags.writeable = False
+    return state
+
+
+def _coerce_seed(name: str, value: Any) -> Any:
+    """Solara's text box gives a seed as a string: cast it; reject anything else odd."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "":
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is invalid: expected an integer seed") from None
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{name}={value!r} is invalid: expected an integer seed")
+        return int(value)
+    return value
+
+
+def _make_demand(demand: Any, n: int, m: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Needs d_ij: an (N, M) array, or a mean need from which d_ij ~ U(0, 2·mean) is drawn."""
+    if demand is None:
+        return None
+    if np.ndim(demand) == 0:
+        mean = float(demand)
+        if not np.isfinite(mean) or mean < 0:
+            raise ValueError(f"demand={demand!r} is invalid: expected a finite mean need >= 0 "
+                             "or an array of shape (n_agents, n_assets)")
+        return rng.uniform(0.0, 2.0 * mean, size=(n, m))
+    arr = np.asarray(demand, dtype=float)
+    if arr.shape != (n, m) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"demand of shape {arr.shape} is invalid: expected finite, "
+                         f"nonnegative needs d_ij of shape (n_agents, n_assets)=({n}, {m})")
+    return arr
+
+
+_STATE_FIELDS = ("capital", "holdings", "supply", "reserve", "deviation", "price")
+
+
+def _check_finite(state: MarketState) -> None:
+    """Never carry NaN/inf in the state: fail loudly with the offending array's name."""
+    total = sum(float(getattr(state, name).sum()) for name in _STATE_FIELDS)
+    if np.isfinite(total):
+        return
+    for name in _STATE_FIELDS:
+        if not np.all(np.isfinite(getattr(state, name))):
+            raise FloatingPointError(
+                f"market state '{name}' became non-finite; the parameters let prices "
+                "diverge (lower kappa/zeta/sigma1 or the curve's growth)")

@@ -1,0 +1,337 @@
+"""Per-agent rewards of one market step (§4): arrays in, arrays out.
+
+Each term is a pure function of the state before and after a step, so the model, the
+trainers and the tests compute rewards the same way. Shapes: N agents, M assets; capital
+``(N,)``, holdings ``(N, M)``, prices ``(M,)``.
+
+Decisions a user should know:
+
+- Wealth is marked to market at the *quoted* price P_j (curve + deviation + noise, §3.1),
+  so noise in the quote moves the profit reward of every holder (§4.1).
+- The stability term −ω Σ_j |P_j(t+1) − P_j(t)| uses the realised change of the quoted
+  price and is the same for every agent (§4.2).
+- The cooperative term sums the other agents' *unweighted* profit rewards r_k^profit,
+  as the paper writes it (§4.3); ``profit_weight`` scales only the agent's own profit.
+  Scope 'all' is the paper's Σ_{k≠i}; 'neighbours' sums over graph neighbours (A @ r).
+- The use value (resource network, §9) pays ``value`` per unit held up to the need d_ij;
+  it is a flow paid every step, not a change in wealth.
+- total = profit_weight·profit + stability + cooperative + use_value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mesa_econ.config import RewardConfig, check_real
+
+__all__ = [
+    "RewardBreakdown",
+    "compute_rewards",
+    "cooperative_bonus",
+    "profit_reward",
+    "stability_penalty",
+    "use_value_reward",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+_STEP_NAMES = (
+    "capital_before",
+    "capital_after",
+    "holdings_before",
+    "holdings_after",
+    "price_before",
+    "price_after",
+)
+
+
+def _array(name: str, value: npt.ArrayLike, ndim: int, *, finite: bool = True) -> FloatArray:
+    """``value`` as a float array of ``ndim`` dimensions, or ValueError naming it."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a real array, got {value!r}") from exc
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if finite and not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def _same_shape(name: str, arr: FloatArray, shape: tuple[int, ...], what: str) -> None:
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}; expected {shape} ({what})")
+
+
+def _step_arrays(values: tuple[npt.ArrayLike, ...], *, finite: bool) -> tuple[FloatArray, ...]:
+    """The six state arrays of a step as float arrays with consistent shapes (N, M)."""
+    b0, b1, h0, h1, p0, p1 = (
+        _array(name, value, ndim, finite=finite)
+        for name, value, ndim in zip(_STEP_NAMES, values, (1, 1, 2, 2, 1, 1), strict=True)
+    )
+    n, m = b0.shape[0], p0.shape[0]
+    _same_shape("capital_after", b1, (n,), "N from capital_before")
+    _same_shape("holdings_before", h0, (n, m), "N from capital_before, M from price_before")
+    _same_shape("holdings_after", h1, (n, m), "N from capital_before, M from price_before")
+    _same_shape("price_after", p1, (m,), "M from price_before")
+    return b0, b1, h0, h1, p0, p1
+
+
+def _profit(
+    b0: FloatArray, b1: FloatArray, h0: FloatArray, h1: FloatArray, p0: FloatArray, p1: FloatArray
+) -> FloatArray:
+    return b1 - b0 + (h1 @ p1 - h0 @ p0)  # §4.1
+
+
+def _price_moves(p0: FloatArray, p1: FloatArray) -> float:
+    """Σ_j |P_j(t+1) − P_j(t)|, reduced in Python: M is small and numpy calls cost µs."""
+    pairs = zip(p0.tolist(), p1.tolist(), strict=True)
+    return float(sum(abs(after - before) for before, after in pairs))
+
+
+def profit_reward(
+    capital_before: npt.ArrayLike,
+    capital_after: npt.ArrayLike,
+    holdings_before: npt.ArrayLike,
+    holdings_after: npt.ArrayLike,
+    price_before: npt.ArrayLike,
+    price_after: npt.ArrayLike,
+) -> FloatArray:
+    """Mark-to-market profit of each agent over one step. Implements §4.1.
+
+    Args:
+        capital_before: B_i(t), shape (N,).
+        capital_after: B_i(t+1), shape (N,).
+        holdings_before: H_ij(t), shape (N, M).
+        holdings_after: H_ij(t+1), shape (N, M).
+        price_before: quoted P_j(t), shape (M,).
+        price_after: quoted P_j(t+1), shape (M,).
+
+    Returns:
+        r_i^profit, shape (N,).
+
+    Raises:
+        ValueError: an argument has the wrong shape or is not finite (named).
+
+    Notes:
+        r_i = B_i(t+1) − B_i(t) + Σ_j [H_ij(t+1) P_j(t+1) − H_ij(t) P_j(t)],
+        the change of wealth B_i + Σ_j H_ij P_j at the quoted price.
+    """
+    values = (
+        capital_before,
+        capital_after,
+        holdings_before,
+        holdings_after,
+        price_before,
+        price_after,
+    )
+    return _profit(*_step_arrays(values, finite=True))
+
+
+def stability_penalty(
+    price_before: npt.ArrayLike, price_after: npt.ArrayLike, omega: float
+) -> float:
+    """Stability term of the reward, the same for every agent. Implements §4.2.
+
+    Args:
+        price_before: quoted P_j(t), shape (M,).
+        price_after: quoted P_j(t+1), shape (M,).
+        omega: ω >= 0, penalty per unit of absolute price change.
+
+    Returns:
+        −ω Σ_j |P_j(t+1) − P_j(t)| as a Python float (<= 0): the term *added* to a reward.
+
+    Raises:
+        ValueError: mismatched shapes, non-finite prices, or omega < 0 (named).
+
+    Notes:
+        ΔP_j(t) in §4.2 is read as the realised change P_j(t+1) − P_j(t) of the quote.
+    """
+    p0 = _array("price_before", price_before, 1)
+    p1 = _array("price_after", price_after, 1)
+    _same_shape("price_after", p1, p0.shape, "M from price_before")
+    check_real("omega", omega, 0.0)
+    return -float(omega) * _price_moves(p0, p1)  # §4.2
+
+
+def cooperative_bonus(
+    profit: npt.ArrayLike, rho: float, adjacency: Any | None = None
+) -> FloatArray:
+    """Share of the other agents' profit added to each agent's reward. Implements §4.3.
+
+    Args:
+        profit: r^profit, shape (N,).
+        rho: ρ >= 0, weight of the others' profit.
+        adjacency: optional (N, N) matrix (scipy.sparse or dense) with zero diagonal; when
+            given, agent i receives ρ Σ_k A_ik r_k (graph neighbours only, weighted by A).
+
+    Returns:
+        Cooperative bonus, shape (N,).
+
+    Raises:
+        ValueError: bad ``profit``, ``rho`` < 0, or an ``adjacency`` of the wrong shape
+            or with a nonzero diagonal (named).
+
+    Notes:
+        All agents (the paper): ρ Σ_{k≠i} r_k = ρ (Σ_k r_k − r_i), computed in O(N).
+        Neighbours: ρ (A r)_i with A_ii = 0.
+    """
+    r = _array("profit", profit, 1)
+    check_real("rho", rho, 0.0)
+    if adjacency is None:
+        return float(rho) * (r.sum() - r)  # §4.3
+    _check_adjacency(adjacency, r.shape[0])
+    return float(rho) * np.asarray(adjacency @ r, dtype=float).reshape(r.shape[0])  # §4.3
+
+
+def _check_adjacency(adjacency: Any, n: int) -> None:
+    """ValueError unless ``adjacency`` is (n, n) with a zero diagonal."""
+    if getattr(adjacency, "shape", None) != (n, n):
+        raise ValueError(
+            f"adjacency has shape {getattr(adjacency, 'shape', None)}; expected ({n}, {n})"
+        )
+    if np.any(np.asarray(adjacency.diagonal()) != 0):
+        raise ValueError("adjacency must have a zero diagonal (an agent is not its neighbour)")
+
+
+def use_value_reward(holdings: npt.ArrayLike, demand: npt.ArrayLike, value: float) -> FloatArray:
+    """Use value of the held resources. Implements §9 (resource network).
+
+    Args:
+        holdings: H_ij, shape (N, M).
+        demand: d_ij >= 0, units of asset j agent i can use, shape (N, M).
+        value: value per used unit, >= 0.
+
+    Returns:
+        value · Σ_j min(H_ij, d_ij), shape (N,).
+
+    Raises:
+        ValueError: mismatched shapes, negative demand or negative value (named).
+    """
+    h = _array("holdings", holdings, 2)
+    d = _array("demand", demand, 2)
+    _same_shape("demand", d, h.shape, "the shape of holdings")
+    if (d < 0).any():
+        raise ValueError("demand must be >= 0 everywhere")
+    check_real("value", value, 0.0)
+    return float(value) * np.minimum(h, d).sum(axis=1)  # §9 use value
+
+
+@dataclass(frozen=True)
+class RewardBreakdown:
+    """The reward terms of one step, each of shape (N,); ``total`` is their weighted sum."""
+
+    profit: FloatArray
+    """r^profit (§4.1), unweighted."""
+    stability: FloatArray
+    """−ω Σ_j |ΔP_j| (§4.2), the same for every agent."""
+    cooperative: FloatArray
+    """ρ Σ_{k≠i} r_k^profit or ρ (A r^profit)_i (§4.3)."""
+    use_value: FloatArray
+    """value · Σ_j min(H_ij, d_ij) (§9 resource network)."""
+    total: FloatArray
+    """profit_weight·profit + stability + cooperative + use_value."""
+
+
+def compute_rewards(
+    cfg: RewardConfig,
+    *,
+    capital_before: npt.ArrayLike,
+    capital_after: npt.ArrayLike,
+    holdings_before: npt.ArrayLike,
+    holdings_after: npt.ArrayLike,
+    price_before: npt.ArrayLike,
+    price_after: npt.ArrayLike,
+    adjacency: Any | None = None,
+    demand: npt.ArrayLike | None = None,
+) -> RewardBreakdown:
+    """All reward terms of one step, composed as ``cfg`` says. Implements §4.1-§4.3.
+
+    Args:
+        cfg: weights and scope of the terms.
+        capital_before, capital_after: B(t), B(t+1), shape (N,).
+        holdings_before, holdings_after: H(t), H(t+1), shape (N, M).
+        price_before, price_after: quoted P(t), P(t+1), shape (M,).
+        adjacency: (N, N) interaction graph; required when ``cfg.rho > 0`` and
+            ``cfg.cooperative_scope == 'neighbours'``, ignored otherwise.
+        demand: d, shape (N, M); required when ``cfg.use_value > 0``, ignored otherwise.
+            The use value is paid on ``holdings_after``.
+
+    Returns:
+        A :class:`RewardBreakdown`.
+
+    Raises:
+        ValueError: a shape mismatch, a non-finite input, or a missing ``adjacency`` or
+            ``demand`` (named).
+
+    Notes:
+        total_i = profit_weight·r_i + (−ω Σ_j |ΔP_j|) + ρ Σ_{k≠i} r_k + value Σ_j min(H_ij, d_ij).
+    """
+    # Hot path (every step): shapes are checked here, finiteness once on the total.
+    values = (
+        capital_before,
+        capital_after,
+        holdings_before,
+        holdings_after,
+        price_before,
+        price_after,
+    )
+    b0, b1, h0, h1, p0, p1 = _step_arrays(values, finite=False)
+    profit = _profit(b0, b1, h0, h1, p0, p1)  # §4.1
+    n = profit.shape[0]
+    stability = np.full(n, -cfg.omega * _price_moves(p0, p1))  # §4.2
+    cooperative = _cooperative_term(cfg, profit, adjacency)  # §4.3
+    use_value = _use_value_term(cfg, h1, demand)  # §9
+    total = cfg.profit_weight * profit  # §4: the weighted sum of the terms
+    total += stability
+    total += cooperative
+    total += use_value
+    if not math.isfinite(total.sum()):  # one reduction; NaN and inf both propagate
+        _raise_not_finite(dict(zip(_STEP_NAMES, values, strict=True)), demand)
+    return RewardBreakdown(
+        profit=profit,
+        stability=stability,
+        cooperative=cooperative,
+        use_value=use_value,
+        total=total,
+    )
+
+
+def _cooperative_term(cfg: RewardConfig, profit: FloatArray, adjacency: Any | None) -> FloatArray:
+    n = profit.shape[0]
+    if cfg.rho == 0:
+        return np.zeros(n)
+    if cfg.cooperative_scope == "all":
+        return cfg.rho * (profit.sum() - profit)  # §4.3
+    if adjacency is None:
+        raise ValueError("adjacency is required when cooperative_scope='neighbours' and rho > 0")
+    _check_adjacency(adjacency, n)
+    return cfg.rho * np.asarray(adjacency @ profit, dtype=float).reshape(n)  # §4.3
+
+
+def _use_value_term(cfg: RewardConfig, holdings: FloatArray, demand: Any | None) -> FloatArray:
+    if cfg.use_value == 0:
+        return np.zeros(holdings.shape[0])
+    if demand is None:
+        raise ValueError("demand is required when use_value > 0")
+    d = _array("demand", demand, 2, finite=False)
+    _same_shape("demand", d, holdings.shape, "the shape of holdings_after")
+    if (d < 0).any():
+        raise ValueError("demand must be >= 0 everywhere")
+    return cfg.use_value * np.minimum(holdings, d).sum(axis=1)  # §9
+
+
+def _raise_not_finite(inputs: dict[str, Any], demand: Any | None) -> None:
+    """Name the first non-finite input; the happy path never gets here."""
+    if demand is not None:
+        inputs = {**inputs, "demand": demand}
+    for name, value in inputs.items():
+        if not np.isfinite(np.asarray(value, dtype=float)).all():
+            raise ValueError(f"{name} must be finite (no NaN or inf)")
+    raise ValueError("rewards are not finite: check adjacency and the size of capital and prices")

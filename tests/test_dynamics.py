@@ -1,0 +1,285 @@
+"""§5 market step: hand-computed values, invariants (hypothesis), settlement semantics."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mesa_econ.config import MarketConfig
+from mesa_econ.curves import make_curve
+from mesa_econ.dynamics import (
+    MarketParams,
+    MarketState,
+    StepNoise,
+    clip_short_sales,
+    market_step,
+    mint_burn,
+    peer_influence,
+    scale_buys_to_budget,
+    settle_curve,
+    settle_spot,
+)
+
+
+def _params(**kw) -> MarketParams:
+    cfg = MarketConfig(n_agents=kw.pop("n_agents", 3), n_assets=kw.pop("n_assets", 1), **kw)
+    return MarketParams.from_config(cfg)
+
+
+def _state(capital, holdings, curve, price=None) -> MarketState:
+    holdings = np.asarray(holdings, dtype=float)
+    supply = holdings.sum(axis=0)
+    return MarketState(capital=np.asarray(capital, dtype=float), holdings=holdings,
+                       supply=supply, reserve=curve.reserve(supply),
+                       deviation=np.zeros(supply.shape),
+                       price=curve.price(supply) if price is None else np.asarray(price))
+
+
+def _quiet(m: int) -> StepNoise:
+    return StepNoise(factors=np.zeros(m), dW=np.zeros(m), eta=np.zeros(m))
+
+
+# ----------------------------------------------------------------- hand-computed values
+def test_peer_influence_complete_graph_is_sum_over_others():
+    """§5.3: ã_i = a_i + ν Σ_{k≠i} a_k. a = (1, 2, 3), ν = 0.1: Σ = 6 → (1.5, 2.4, 3.3)."""
+    a = np.array([[1.0], [2.0], [3.0]])
+    np.testing.assert_allclose(peer_influence(a, 0.1), [[1.5], [2.4], [3.3]])
+
+
+def test_peer_influence_sparse_complete_equals_fast_path():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 2))
+    dense = sp.csr_array(np.ones((6, 6)) - np.eye(6))
+    np.testing.assert_allclose(peer_influence(a, 0.3, dense), peer_influence(a, 0.3))
+
+
+def test_peer_influence_on_a_path_graph():
+    """Path 0-1-2, ν = 0.5, a = (2, 0, -4): ã = (2 + 0, 0 + 0.5·(2 − 4), −4 + 0) = (2, −1, −4)."""
+    adj = sp.csr_array(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=float))
+    a = np.array([[2.0], [0.0], [-4.0]])
+    np.testing.assert_allclose(peer_influence(a, 0.5, adj), [[2.0], [-1.0], [-4.0]])
+
+
+def test_no_short_sales():
+    out = clip_short_sales(np.array([[-5.0, 2.0], [-1.0, -3.0]]),
+                           np.array([[3.0, 0.0], [2.0, 1.0]]))
+    np.testing.assert_array_equal(out, [[-3.0, 2.0], [-1.0, -1.0]])
+
+
+def test_buys_scaled_to_budget():
+    """B = 10, orders (5, −2) at p = (4, 1): buys cost 20 > 10 → buys halved, sell kept."""
+    out = scale_buys_to_budget(np.array([[5.0, -2.0]]), np.array([10.0]), np.array([4.0, 1.0]))
+    np.testing.assert_allclose(out, [[2.5, -2.0]], rtol=1e-11)
+    assert out[0, 0] * 4.0 <= 10.0
+
+
+def test_curve_settlement_hand_example():
+    """Linear f = S (m=1, b=0), S = 10: buying 2 costs R(12) − R(10) = 72 − 50 = 22, p̄ = 11."""
+    curve = make_curve("linear", n_assets=1, slope=1.0, intercept=0.0)
+    orders = np.array([[2.0], [0.0]])
+    executed, pay, dres, price, fill = settle_curve(
+        orders, np.array([100.0, 100.0]), np.array([10.0]), np.array([50.0]), curve)
+    np.testing.assert_allclose(executed, orders)
+    np.testing.assert_allclose(pay, [22.0, 0.0])
+    np.testing.assert_allclose(dres, [22.0])
+    np.testing.assert_allclose(price, [11.0])
+    np.testing.assert_array_equal(fill, [1.0])
+
+
+def test_curve_settlement_crossing_orders_clear_at_the_curve_price():
+    """A buy of 3 and a sell of 3 net to Δ = 0: both trade at f(S), reserve unchanged."""
+    curve = make_curve("linear", n_assets=1, slope=1.0, intercept=0.0)
+    _, pay, dres, price, _ = settle_curve(np.array([[3.0], [-3.0]]), np.array([100.0, 0.0]),
+                                          np.array([10.0]), np.array([50.0]), curve)
+    np.testing.assert_allclose(price, [10.0])
+    np.testing.assert_allclose(pay, [30.0, -30.0])
+    np.testing.assert_allclose(dres, [0.0])
+
+
+def test_curve_settlement_budget_uses_the_clearing_price():
+    """f = S, S = 10, capital 22 buys exactly 2 tokens (cost 22): an order of 5 is cut."""
+    curve = make_curve("linear", n_assets=1, slope=1.0, intercept=0.0)
+    executed, pay, *_ = settle_curve(np.array([[5.0]]), np.array([22.0]), np.array([10.0]),
+                                     np.array([50.0]), curve)
+    assert pay[0] <= 22.0
+    assert 1.5 < executed[0, 0] < 2.0 + 1e-9
+
+
+def test_curve_settlement_reserve_shortfall_fills_sells_partially():
+    """Reserve 10 but R(S) = 50: selling all 10 tokens would pay 50; only 10 is paid out."""
+    curve = make_curve("linear", n_assets=1, slope=1.0, intercept=0.0)
+    executed, pay, dres, _, fill = settle_curve(np.array([[-10.0]]), np.array([0.0]),
+                                                np.array([10.0]), np.array([10.0]), curve)
+    assert fill[0] < 1.0
+    assert 10.0 + dres[0] >= 0.0
+    np.testing.assert_allclose(-pay[0], 10.0, rtol=1e-9)
+    # R(10) − R(10 − x) = 10 → 50 − (10 − x)²/2 = 10 → x = 10 − √80
+    np.testing.assert_allclose(-executed[0, 0], 10.0 - np.sqrt(80.0), rtol=1e-9)
+
+
+def test_spot_settlement_hand_example():
+    """§5.2 literal: B −= ã·P(t). P = 2, agent buys 3 → pays 6; reserve +6."""
+    executed, pay, dres, price, _ = settle_spot(np.array([[3.0], [-1.0]]),
+                                                np.array([100.0, 0.0]), np.array([50.0]),
+                                                np.array([2.0]))
+    np.testing.assert_allclose(pay, [6.0, -2.0])
+    np.testing.assert_allclose(dres, [4.0])
+    np.testing.assert_allclose(price, [2.0])
+    np.testing.assert_allclose(executed, [[3.0], [-1.0]])
+
+
+def test_mint_is_pro_rata():
+    """§5.1 ψ = 6 on holdings (1, 2) (S = 3): each holder's share kept → (3, 6)."""
+    out = mint_burn(np.array([[1.0], [2.0]]), np.array([3.0]), np.array([6.0]))
+    np.testing.assert_allclose(out, [[3.0], [6.0]])
+
+
+def test_burn_is_capped_at_supply():
+    out = mint_burn(np.array([[1.0], [2.0]]), np.array([3.0]), np.array([-10.0]))
+    np.testing.assert_allclose(out, [[0.0], [0.0]])
+    assert np.all(out >= 0.0)
+
+
+def test_mint_into_empty_asset_is_split_equally():
+    out = mint_burn(np.zeros((4, 1)), np.array([0.0]), np.array([2.0]))
+    np.testing.assert_allclose(out, np.full((4, 1), 0.5))
+
+
+def test_market_step_hand_example_spot():
+    """One asset, f = S (linear m=1, b=0), two agents with H = (5, 5) → S = 10, P = 10.
+
+    Orders (1, 0), ν = 0, spot settlement, income I = 1, κ = 0.1, λ = 0.01, θdt = 1.
+    Agent 0 pays 10 → B = (1000 − 10 + 1, 1000 + 1). S' = 11. Impact = 0.1·1 +
+    0.01·(1 − 10) = 0.01; X' = 0 + 0.01 − 0 = 0.01; P' = f(11) + X' = 11.01.
+    """
+    curve = make_curve("linear", n_assets=1, slope=1.0, intercept=0.0)
+    state = _state([1000.0, 1000.0], [[5.0], [5.0]], curve)
+    params = _params(n_agents=2, settlement="spot", income=1.0, kappa=0.1, lam=0.01)
+    new, info = market_step(state, np.array([[1.0], [0.0]]), params, curve, _quiet(1))
+    np.testing.assert_allclose(new.capital, [991.0, 1001.0])
+    np.testing.assert_allclose(new.supply, [11.0])
+    np.testing.assert_allclose(new.deviation, [0.01])
+    np.testing.assert_allclose(new.price, [11.01])
+    np.testing.assert_allclose(info.demand, [1.0])
+
+
+# ----------------------------------------------------------------- the reference workload
+def _rmw_kernel_step(B, H, S, P, a, z, eps, adj, f):
+    """WORKLOAD.md steps 3-7, written independently of the package."""
+    a = a + 0.05 * (adj @ a)
+    a = np.maximum(a, -H)
+    spend = np.maximum(a, 0) @ P
+    over = spend > B
+    scale = np.where(over, B / np.where(over, spend, 1.0), 1.0)
+    a = np.where(a > 0, a * scale[:, None], a)
+    D = np.maximum(a, 0).sum(0)
+    dP = 1e-3 * a.sum(0) + 1e-5 * (D - S)
+    B = B - a @ P + 1.0
+    H = H + a
+    S = S + a.sum(0)
+    P = f(S) + dP + 0.01 * eps + 0.5 * z
+    return B, H, S, P
+
+
+def test_market_step_reproduces_the_reference_workload():
+    """With spot settlement, θdt = 1 and the RMW constants, market_step is the RMW step."""
+    import networkx as nx
+
+    n, m = 40, 3
+    g = nx.watts_strogatz_graph(n, 4, 0.1, seed=3)
+    adj = sp.csr_array(nx.to_scipy_sparse_array(g, nodelist=range(n), dtype=float))
+    curve = make_curve("exponential", n_assets=m, a=1.0, k=0.05 / n)
+    params = _params(n_agents=n, n_assets=m, settlement="spot", nu=0.05, kappa=1e-3,
+                     lam=1e-5, zeta=0.5, income=1.0, theta=1.0)
+    state = _state(np.full(n, 1000.0), np.full((n, m), 10.0), curve)
+    # The RMW has no reserve limit: give the curve a reserve that never binds.
+    state = replace(state, reserve=np.full(m, 1e12))
+    B, H, S, P = state.capital, state.holdings, state.supply, state.price
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        z, a, eps = (rng.normal(0, 0.1, m), rng.normal(size=(n, m)) * 40,
+                     rng.normal(size=m))
+        B, H, S, P = _rmw_kernel_step(B, H, S, P, a, z, eps, adj, curve.price)
+        noise = StepNoise(factors=z, dW=np.zeros(m), eta=0.01 * eps)
+        state, _ = market_step(state, a, params, curve, noise, adj)
+        np.testing.assert_allclose(state.price, P, rtol=1e-9)
+        np.testing.assert_allclose(state.capital, B, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(state.holdings, H, rtol=1e-9, atol=1e-9)
+
+
+# ----------------------------------------------------------------- invariants (hypothesis)
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["linear", "logarithmic", "exponential", "sigmoid", "power"]),
+       settlement=st.sampled_from(["curve", "spot"]),
+       n=st.integers(1, 12), m=st.integers(1, 3), nu=st.floats(0, 0.5),
+       psi=st.floats(-3, 3), scale=st.floats(0.1, 50), seed=st.integers(0, 2**32 - 1))
+def test_invariants_hold_over_random_configs_and_order_streams(kind, settlement, n, m, nu,
+                                                               psi, scale, seed):
+    """S_j = Σ_i H_ij; B, H, reserve >= 0; finite; money conserved (modulo income)."""
+    rng = np.random.default_rng(seed)
+    curve = make_curve(kind, n_assets=m)
+    params = _params(n_agents=n, n_assets=m, settlement=settlement, nu=nu, psi=psi,
+                     kappa=1e-3, lam=1e-5, theta=0.5, sigma0=0.01, zeta=0.1, income=0.5)
+    state = _state(rng.uniform(0, 100, n), rng.uniform(0, 20, (n, m)), curve)
+    money0 = state.capital.sum() + state.reserve.sum()
+    for t in range(15):
+        orders = rng.normal(size=(n, m)) * scale
+        noise = StepNoise(factors=rng.normal(size=m) * 0.1, dW=rng.normal(size=m),
+                          eta=rng.normal(size=m) * 0.01)
+        state, info = market_step(state, orders, params, curve, noise)
+        np.testing.assert_allclose(state.supply, state.holdings.sum(0), rtol=1e-12)
+        assert np.all(state.capital >= 0) and np.all(state.holdings >= 0)
+        assert np.all(state.reserve >= 0) and np.all(state.price > 0)
+        for arr in (state.capital, state.holdings, state.price, state.deviation):
+            assert np.all(np.isfinite(arr))
+        money = state.capital.sum() + state.reserve.sum() - 0.5 * n * (t + 1)
+        assert abs(money - money0) <= 1e-9 * max(1.0, money0)
+        np.testing.assert_allclose(info.payments.sum(), info.reserve_change.sum(),
+                                   rtol=1e-9, atol=1e-9)
+        if settlement == "curve" and psi == 0.0:
+            np.testing.assert_allclose(state.reserve, curve.reserve(state.supply),
+                                       rtol=1e-8, atol=1e-8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["linear", "logarithmic", "exponential", "sigmoid", "power"]),
+       size=st.floats(0.01, 200), seed=st.integers(0, 2**32 - 1))
+def test_round_trip_never_profits_under_curve_settlement(kind, size, seed):
+    """Buy Δ then sell Δ (others holding) returns at most the capital spent."""
+    rng = np.random.default_rng(seed)
+    curve = make_curve(kind, n_assets=1)
+    params = _params(n_agents=3, kappa=0.05, lam=1e-4, theta=0.5, sigma0=0.1, zeta=0.5)
+    state = _state([500.0, 500.0, 500.0], [[10.0], [10.0], [10.0]], curve)
+    start = state.capital[0]
+    bought = None
+    for order in (size, None):
+        a = np.zeros((3, 1))
+        a[0, 0] = order if order is not None else -bought
+        noise = StepNoise(factors=rng.normal(size=1), dW=rng.normal(size=1),
+                          eta=rng.normal(size=1) * 0.01)
+        state, info = market_step(state, a, params, curve, noise)
+        bought = info.executed[0, 0]
+    assert state.holdings[0, 0] == pytest.approx(10.0, abs=1e-9)
+    assert state.capital[0] <= start + 1e-9 * start
+
+
+def test_round_trip_profits_under_spot_settlement():
+    """The paper's literal §5.2 lets a trader profit from its own impact (documented).
+
+    The profit is paid out of the reserve, i.e. by the other holders; a reserve that
+    could not pay would fill the sale partially (tested above for curve settlement).
+    """
+    curve = make_curve("exponential", n_assets=1, a=1.0, k=0.01)
+    params = _params(n_agents=2, settlement="spot", kappa=0.01, theta=1.0)
+    state = _state([1000.0, 1000.0], [[10.0], [10.0]], curve)
+    state = replace(state, reserve=np.array([1e6]))
+    start = state.capital[0]
+    state, _ = market_step(state, np.array([[50.0], [0.0]]), params, curve, _quiet(1))
+    state, _ = market_step(state, np.array([[-50.0], [0.0]]), params, curve, _quiet(1))
+    assert state.holdings[0, 0] == pytest.approx(10.0)
+    assert state.capital[0] > start + 1.0

@@ -1,0 +1,204 @@
+"""EconomyModel: Mesa integration, agents as views, determinism, invariants, bad input."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mesa_econ.agents import TraderAgent
+from mesa_econ.config import ModelConfig, MarketConfig
+from mesa_econ.model import EconomyModel
+from mesa_econ.testing import assert_invariants, assert_same_run, total_money
+
+
+def test_same_seed_same_run():
+    frame = assert_same_run(lambda: EconomyModel(n_agents=20, graph="watts_strogatz",
+                                                 kappa=1e-3, sigma0=0.01, rng=7))
+    assert len(frame) == 26
+
+
+def test_same_seed_same_run_with_learning_policies():
+    assert_same_run(lambda: EconomyModel(n_agents=8, policy="actor_critic", rng=5), steps=10)
+
+
+def test_seed_keyword_equals_rng_and_string_seed_is_cast():
+    runs = [EconomyModel(n_agents=5, seed=3), EconomyModel(n_agents=5, rng="3"),
+            EconomyModel(n_agents=5, rng=3)]
+    for m in runs:
+        for _ in range(5):
+            m.step()
+    frames = [m.datacollector.get_model_vars_dataframe() for m in runs]
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    pd.testing.assert_frame_equal(frames[0], frames[2])
+
+
+def test_different_seeds_differ():
+    a, b = EconomyModel(n_agents=5, rng=1), EconomyModel(n_agents=5, rng=2)
+    a.step()
+    b.step()
+    assert not np.array_equal(a.prices, b.prices)
+
+
+def test_agents_are_views_on_the_arrays():
+    model = EconomyModel(n_agents=6, n_assets=2, rng=0)
+    for _ in range(3):
+        model.step()
+    agents = list(model.agents)
+    assert len(agents) == 6 and all(isinstance(a, TraderAgent) for a in agents)
+    for agent in agents:
+        i = agent.row
+        assert agent.capital == model.capital[i]
+        np.testing.assert_array_equal(agent.holdings, model.holdings[i])
+        assert agent.wealth == pytest.approx(model.capital[i] + model.holdings[i] @ model.prices)
+        assert agent.reward == model.last_rewards[i]
+        assert agent.cell.coordinate == i
+    rich = model.agents.select(lambda a: a.capital > np.median(model.capital))
+    assert 0 < len(rich) < 6
+
+
+def test_state_arrays_are_read_only():
+    model = EconomyModel(n_agents=3, rng=0)
+    for name in ("capital", "holdings", "supply", "reserve", "prices", "curve_prices"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(model, name)[0] = 1.0
+
+
+def test_agent_policy_equals_the_ensemble_row():
+    model = EconomyModel(n_agents=7, n_assets=2, policy="actor_critic", rng=2)
+    obs = torch.from_numpy(model.observe())
+    mean, log_std, value = model.ensemble(obs)
+    for agent in model.agents:
+        m_i, ls_i, v_i = agent.policy(obs[agent.row])
+        torch.testing.assert_close(m_i.reshape(-1), mean[agent.row], rtol=0, atol=1e-6)
+        torch.testing.assert_close(v_i.reshape(-1), value[agent.row].reshape(-1), rtol=0,
+                                   atol=1e-6)
+
+
+def test_observation_layout():
+    """§2.1 S_i = [B_i/B0, H_i/H0, P/P0, (Z − m)/s]: at t = 0 all ones except Z."""
+    model = EconomyModel(n_agents=4, n_assets=2, rng=0)
+    obs = model.observe()
+    assert obs.shape == (4, 7) and obs.dtype == np.float32
+    np.testing.assert_allclose(obs[:, :5], 1.0)
+    np.testing.assert_array_equal(obs[:, 5:], 0.0)
+
+
+@pytest.mark.parametrize("graph,params", [("complete", {}),
+                                          ("watts_strogatz", {"k": 4, "p": 0.2}),
+                                          ("erdos_renyi", {"p": 0.3}),
+                                          ("barabasi_albert", {"m": 2}), ("empty", {})])
+def test_graph_kinds(graph, params):
+    model = EconomyModel(n_agents=12, graph=graph, graph_params=params, nu=0.1, rng=1)
+    assert model.graph.number_of_nodes() == 12
+    assert len(model.grid.all_cells) == 12
+    money = total_money(model)
+    for _ in range(5):
+        model.step()
+    assert_invariants(model, money)
+
+
+def test_user_graph_and_its_size_check():
+    g = nx.cycle_graph(["a", "b", "c", "d"])
+    model = EconomyModel(n_agents=4, graph=g, nu=0.1, rng=0)
+    assert model.adjacency.shape == (4, 4) and model.adjacency.sum() == 8
+    with pytest.raises(ValueError, match="graph"):
+        EconomyModel(n_agents=5, graph=g)
+
+
+def test_from_config_equals_keywords():
+    cfg = ModelConfig(market=MarketConfig(n_agents=6, kappa=1e-3, settlement="spot"))
+    a = EconomyModel.from_config(cfg, rng=4)
+    b = EconomyModel(n_agents=6, kappa=1e-3, settlement="spot", rng=4)
+    for m in (a, b):
+        for _ in range(5):
+            m.step()
+    pd.testing.assert_frame_equal(a.datacollector.get_model_vars_dataframe(),
+                                  b.datacollector.get_model_vars_dataframe())
+
+
+def test_submitted_orders_replace_the_policy():
+    model = EconomyModel(n_agents=3, n_assets=1, policy="random", sigma_eta=0.0, rng=0)
+    model.submit_orders(np.zeros((3, 1)))
+    model.step()
+    np.testing.assert_array_equal(model.holdings, np.full((3, 1), 10.0))
+    with pytest.raises(ValueError, match="volumes shape"):
+        model.submit_orders(np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="NaN"):
+        model.submit_orders(np.full((3, 1), np.nan))
+
+
+def test_shock_adds_a_spike_to_z():
+    model = EconomyModel(n_agents=3, n_assets=2, factor_std=0.0, shock_step=2,
+                         shock_size=5.0, shock_assets=(1,), shock_decay=0.5, rng=0)
+    zs = []
+    for _ in range(5):
+        model.step()
+        zs.append(model.factors.copy())
+    np.testing.assert_allclose(np.array(zs)[:, 1], [0.0, 0.0, 5.0, 2.5, 1.25])
+    np.testing.assert_allclose(np.array(zs)[:, 0], 0.0)
+
+
+def test_datacollector_reporters_are_plain_floats():
+    model = EconomyModel(n_agents=5, collect_agents=True, rng=0)
+    model.step()
+    frame = model.datacollector.get_model_vars_dataframe()
+    assert {"price_0", "curve_price_0", "hhi", "gini", "volatility", "price_entropy",
+            "reserve_coverage", "mean_capital", "mean_reward"} <= set(frame.columns)
+    for value in frame.iloc[-1]:
+        assert type(value) is float
+    agents = model.datacollector.get_agent_vars_dataframe()
+    assert len(agents) == 10 and set(agents.columns) == {"capital", "wealth", "reward"}
+
+
+@settings(max_examples=15, deadline=None)
+@given(curve=st.sampled_from(["linear", "logarithmic", "exponential", "sigmoid", "power"]),
+       policy=st.sampled_from(["random", "mean_reversion", "actor_critic"]),
+       settlement=st.sampled_from(["curve", "spot"]), psi=st.sampled_from([0.0, 0.5]),
+       seed=st.integers(0, 10_000))
+def test_model_invariants_over_random_configs(curve, policy, settlement, psi, seed):
+    model = EconomyModel(n_agents=6, n_assets=2, curve=curve, policy=policy,
+                         settlement=settlement, psi=psi, kappa=1e-3, theta=0.3, sigma0=0.01,
+                         zeta=0.1, income=1.0, trade_scale=5.0, graph="watts_strogatz",
+                         graph_params={"k": 2}, nu=0.1, rng=seed)
+    money = total_money(model)
+    for _ in range(10):
+        model.step()
+        assert_invariants(model, money)
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"n_agents": 0}, "n_agents"), ({"n_assets": -1}, "n_assets"),
+    ({"curve": "cubic"}, "curve"), ({"graph": "ring"}, "graph"), ({"nu": -0.1}, "nu"),
+    ({"kappa": -1.0}, "kappa"), ({"kappa": [0.1, 0.2]}, "kappa"), ({"lam": -1}, "lam"),
+    ({"theta": 2.5}, "theta"), ({"sigma0": -0.1}, "sigma0"), ({"sigma1": np.nan}, "sigma1"),
+    ({"sigma_eta": -1}, "sigma_eta"), ({"dt": 0}, "dt"), ({"factor_std": -1}, "factor_std"),
+    ({"income": -1}, "income"), ({"settlement": "market"}, "settlement"),
+    ({"initial_capital": 0}, "initial_capital"), ({"initial_holdings": -1}, "initial_holdings"),
+    ({"trade_scale": 0}, "trade_scale"), ({"shock_decay": 1.0}, "shock_decay"),
+    ({"shock_assets": (7,)}, "shock_assets"), ({"omega": -1}, "omega"), ({"rho": -1}, "rho"),
+    ({"cooperative_scope": "world"}, "cooperative_scope"), ({"policy": "greedy"}, "policy"),
+    ({"hidden": ()}, "hidden"), ({"n_groups": 0}, "n_groups"), ({"n_groups": 99}, "n_groups"),
+    ({"rng": "abc"}, "rng"), ({"seed": 1.5}, "seed"), ({"use_value": 1.0}, "demand"),
+    ({"demand": -1.0}, "demand"), ({"graph": "watts_strogatz", "graph_params": {"k": 60}}, "k"),
+    ({"curve": "exponential", "curve_params": {"k": -1.0}}, "k"),
+    ({"torch_threads": 0}, "torch_threads"),
+])
+def test_invalid_parameters_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        EconomyModel(n_agents=kwargs.pop("n_agents", 10), **kwargs)
+
+
+def test_price_explosion_is_an_error_not_nan():
+    """An exponential curve pushed past float range raises, never stores inf."""
+    model = EconomyModel(n_agents=4, n_assets=1, curve_params={"a": 1.0, "k": 5.0},
+                         initial_holdings=30.0, initial_capital=1e300, trade_scale=50.0,
+                         policy="random", rng=0)
+    with pytest.raises((ValueError, FloatingPointError)):
+        for _ in range(200):
+            model.step()
+    assert np.all(np.isfinite(model.prices))
