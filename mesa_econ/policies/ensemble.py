@@ -1,0 +1,421 @@
+"""All agents' actor-critics as stacked tensors, evaluated in one batched call.
+
+A model with N learning agents holds one :class:`PolicyEnsemble` instead of N modules: each
+linear layer is a weight ``W`` of shape ``[G, in, out]`` and a bias ``b`` of shape
+``[G, 1, out]``, where G is the number of distinct policies (one per agent, or one per group
+of agents sharing weights). A forward pass is a few ``torch.baddbmm`` calls with the
+policies as the batch dimension, instead of a Python loop over N modules (see
+``benchmarks/policy_forward.py``).
+
+Groups are contiguous blocks: agent i belongs to group ``i·G // N``. With G < N the agents
+of a group are stacked as extra rows of that group's matrix product ("grouping the batch"),
+so no weight is ever copied per agent.
+
+``agent.policy`` in the Mesa model is a :class:`PolicyView`: agent i's row of the ensemble,
+computed through the same stacked weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mesa_econ.policies.actor_critic import (
+    ActorCritic,
+    check_action,
+    check_architecture,
+    check_obs,
+    fresh_generator,
+    gaussian_entropy,
+    gaussian_log_prob,
+    is_count,
+    layer_specs,
+    orthogonal_weight,
+    sample_gaussian,
+)
+
+Tensor = torch.Tensor
+
+
+def _affine(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """Stacked affine map ``b + h @ w`` for h ``[G, R, in]``, w ``[G, in, out]``, b ``[G, 1, out]``.
+
+    A width-1 output (the value head) is computed as a multiply-and-sum instead: MKL's
+    batched GEMM with one output column rounds differently for different batch counts,
+    which would break the bit-for-bit agreement between the ensemble and a PolicyView.
+    """
+    if w.shape[-1] == 1:
+        return (h * w.mT).sum(-1, keepdim=True) + b
+    return torch.baddbmm(b, h, w)
+
+
+class PolicyEnsemble(nn.Module):
+    """N Gaussian actor-critics (or G shared ones) with stacked weights.
+
+    Group g is initialised exactly as the g-th :class:`ActorCritic` built sequentially from
+    ``generator`` (same architecture, same draws in the same order), so an ensemble and a
+    list of modules made from equal generator states hold equal weights.
+
+    Args:
+        n_agents: N, number of agents (>= 1).
+        obs_dim: width of an agent's observation.
+        act_dim: width of an agent's raw action u.
+        hidden: hidden-layer widths of every actor and critic MLP.
+        n_groups: G, number of distinct policies; agent i uses group ``i·G // N``
+            (contiguous blocks). ``None`` means one policy per agent (G = N).
+        init_log_std: initial value of every entry of ``log_std``.
+        generator: source of the initial weights and default source of ``act``'s samples;
+            ``None`` makes a fresh generator seeded from OS entropy (not reproducible).
+
+    Attributes:
+        critic_w, critic_b, actor_w, actor_b: ``nn.ParameterList`` of the stacked layers,
+            hidden layers first and the head last: W ``[G, in, out]``, b ``[G, 1, out]``.
+        log_std: ``nn.Parameter`` ``[G, act_dim]``.
+        group_of: LongTensor buffer ``(N,)``, agent → group.
+        generator: the default generator of :meth:`act`.
+
+    Raises:
+        ValueError: naming ``n_agents``, ``n_groups``, ``obs_dim``, ``act_dim``, ``hidden``
+            or ``init_log_std`` when invalid.
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (64, 64),
+        n_groups: int | None = None,
+        init_log_std: float = -0.5,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.hidden = check_architecture(obs_dim, act_dim, hidden, init_log_std)
+        if not is_count(n_agents):
+            raise ValueError(f"n_agents={n_agents!r} is invalid: expected an integer >= 1")
+        n_groups = n_agents if n_groups is None else n_groups
+        if not is_count(n_groups, 1, n_agents):
+            raise ValueError(
+                f"n_groups={n_groups!r} is invalid: expected an integer in "
+                f"[1, n_agents={n_agents}] (or None for one policy per agent)"
+            )
+        self.n_agents, self.n_groups = int(n_agents), int(n_groups)
+        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.generator = generator if generator is not None else fresh_generator()
+        self._init_weights(float(init_log_std))
+        self._init_layout()
+
+    def _init_weights(self, init_log_std: float) -> None:
+        specs = layer_specs(self.obs_dim, self.act_dim, self.hidden)
+        drawn: list[list[Tensor]] = [[] for _ in specs]
+        for _ in range(self.n_groups):  # group by group: the stream of sequential modules
+            for k, (_, in_dim, out_dim, gain) in enumerate(specs):
+                drawn[k].append(orthogonal_weight(in_dim, out_dim, gain, self.generator).T)
+        lists: dict[str, tuple[list[nn.Parameter], list[nn.Parameter]]] = {
+            "critic": ([], []),
+            "actor": ([], []),
+        }
+        for (net, _, out_dim, _), weights in zip(specs, drawn, strict=True):
+            lists[net][0].append(nn.Parameter(torch.stack(weights).contiguous()))
+            lists[net][1].append(nn.Parameter(torch.zeros(self.n_groups, 1, out_dim)))
+        self.critic_w = nn.ParameterList(lists["critic"][0])
+        self.critic_b = nn.ParameterList(lists["critic"][1])
+        self.actor_w = nn.ParameterList(lists["actor"][0])
+        self.actor_b = nn.ParameterList(lists["actor"][1])
+        self.log_std = nn.Parameter(torch.full((self.n_groups, self.act_dim), init_log_std))
+
+    def _init_layout(self) -> None:
+        """Where each agent's rows sit in the grouped batch ``[G, slots·B, ·]``."""
+        n, g = self.n_agents, self.n_groups
+        group_of = torch.arange(n) * g // n
+        counts = torch.bincount(group_of, minlength=g)
+        starts = torch.cumsum(counts, 0) - counts
+        position = torch.arange(n) - starts[group_of]
+        self.register_buffer("group_of", group_of)
+        self._slots = int(counts.max())  # rows per group: ceil(N / G)
+        self._position = position.tolist()
+        pad_index = slot_of = None
+        if bool((counts != self._slots).any()):  # unequal blocks: pad with a repeated agent
+            slot = torch.arange(self._slots)
+            pad_index = starts[:, None] + torch.minimum(slot[None, :], counts[:, None] - 1)
+            pad_index = pad_index.reshape(-1)
+            slot_of = group_of * self._slots + position
+        self.register_buffer("_pad_index", pad_index, persistent=False)
+        self.register_buffer("_slot_of", slot_of, persistent=False)
+
+    # ------------------------------------------------------------------ batched math
+    def _stacked(self, xg: Tensor, groups: slice | None = None) -> tuple[Tensor, Tensor]:
+        """Run the stacked MLPs on a grouped batch ``xg`` ``[G', R, obs_dim]``.
+
+        ``groups`` selects the weights' slice (``None``: all G). Returns the mean
+        ``[G', R, act_dim]`` and the value ``[G', R, 1]``. The ensemble and every
+        PolicyView call this one function, so both run the same op sequence.
+        """
+
+        def layer(ws: nn.ParameterList, bs: nn.ParameterList, k: int) -> tuple[Tensor, Tensor]:
+            w, b = ws[k], bs[k]
+            return (w, b) if groups is None else (w[groups], b[groups])
+
+        outputs = []
+        for ws, bs in ((self.actor_w, self.actor_b), (self.critic_w, self.critic_b)):
+            h = xg
+            for k in range(len(ws) - 1):
+                w, b = layer(ws, bs, k)
+                h = torch.tanh(torch.baddbmm(b, h, w))
+            w, b = layer(ws, bs, len(ws) - 1)
+            outputs.append(_affine(h, w, b))
+        return outputs[0], outputs[1]
+
+    def _to_groups(self, x: Tensor) -> Tensor:
+        """``[N, B, D]`` agents-first → ``[G, slots·B, D]`` grouped (no copy when G == N)."""
+        if self.n_groups == self.n_agents:
+            return x
+        if self._pad_index is not None:
+            x = x.index_select(0, self._pad_index)
+        return x.reshape(self.n_groups, self._slots * x.shape[1], x.shape[2])
+
+    def _from_groups(self, y: Tensor, batch: int) -> Tensor:
+        """Inverse of :meth:`_to_groups`: ``[G, slots·B, k]`` → ``[N, B, k]``."""
+        if self.n_groups == self.n_agents:
+            return y
+        y = y.reshape(self.n_groups * self._slots, batch, y.shape[-1])
+        return y if self._slot_of is None else y.index_select(0, self._slot_of)
+
+    def agent_log_std(self) -> Tensor:
+        """Each agent's log std, ``[N, act_dim]`` (gathered by group when G < N)."""
+        if self.n_groups == self.n_agents:
+            return self.log_std
+        return self.log_std.index_select(0, self.group_of)
+
+    # ------------------------------------------------------------------ public API
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Every agent's policy mean, log std and value in one batched call.
+
+        Args:
+            obs: ``[N, obs_dim]`` (one step) or ``[T, N, obs_dim]`` (a rollout); any further
+                leading dims are treated like T.
+
+        Returns:
+            ``(mean, log_std, value)`` of shapes ``[..., N, act_dim]``, ``[..., N, act_dim]``
+            and ``[..., N]``.
+        """
+        check_obs(obs, self.obs_dim)
+        if obs.ndim < 2 or obs.shape[-2] != self.n_agents:
+            raise ValueError(
+                f"obs has shape {tuple(obs.shape)}: expected [..., n_agents="
+                f"{self.n_agents}, obs_dim={self.obs_dim}]"
+            )
+        lead = obs.shape[:-2]
+        x = obs.reshape(-1, self.n_agents, self.obs_dim).transpose(0, 1)  # [N, B, D]
+        batch = x.shape[1]
+        mean, value = self._stacked(self._to_groups(x))
+        mean = self._from_groups(mean, batch).transpose(0, 1)
+        value = self._from_groups(value, batch).transpose(0, 1)
+        mean = mean.reshape(*lead, self.n_agents, self.act_dim)
+        value = value.reshape(*lead, self.n_agents)
+        return mean, self.agent_log_std().expand_as(mean), value
+
+    def act(
+        self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample every agent's raw action u ~ N(mean, σ²) in one call.
+
+        Args:
+            obs: ``[..., N, obs_dim]``.
+            generator: source of the noise; defaults to :attr:`generator`.
+            deterministic: return the means instead of samples.
+
+        Returns:
+            ``(u, log_prob, value)``: u ``[..., N, act_dim]``; log π(u|s) (summed over the
+            action dims) and V(s), both ``[..., N]``.
+        """
+        mean, log_std, value = self(obs)
+        u = mean if deterministic else sample_gaussian(mean, log_std, generator or self.generator)
+        return u, gaussian_log_prob(u, mean, log_std), value
+
+    def evaluate(self, obs: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Log-probability of given actions, entropy and value, each ``[..., N]``."""
+        mean, log_std, value = self(obs)
+        check_action(u, mean)
+        return gaussian_log_prob(u, mean, log_std), gaussian_entropy(log_std), value
+
+    def agent_view(self, i: int) -> PolicyView:
+        """Agent i's policy as a :class:`PolicyView` onto this ensemble's weights."""
+        return PolicyView(self, i)
+
+    def group_index(self, i: int) -> int:
+        """The group of agent i (raises IndexError outside [0, N))."""
+        if not is_count(i, 0, self.n_agents - 1):
+            raise IndexError(f"agent index {i!r} is out of range [0, {self.n_agents})")
+        return int(self.group_of[i])
+
+    def _layers(self) -> list[tuple[Tensor, Tensor]]:
+        """Stacked (W, b) pairs in :func:`layer_specs` order (critic first, then actor)."""
+        return [
+            *zip(self.critic_w, self.critic_b, strict=True),
+            *zip(self.actor_w, self.actor_b, strict=True),
+        ]
+
+    def to_module(self, i: int) -> ActorCritic:
+        """A standalone :class:`ActorCritic` holding a copy of agent i's weights.
+
+        The copy shares this ensemble's default generator (for ``act``).
+        """
+        group = self.group_index(i)
+        # A fixed-seed throwaway generator: its initial weights are overwritten below.
+        module = ActorCritic(self.obs_dim, self.act_dim, self.hidden, generator=torch.Generator())
+        module.generator = self.generator
+        module.to(device=self.log_std.device, dtype=self.log_std.dtype)
+        with torch.no_grad():
+            for layer, (w, b) in zip(_module_layers(module), self._layers(), strict=True):
+                layer.weight.copy_(w[group].T)
+                layer.bias.copy_(b[group, 0])
+            module.log_std.copy_(self.log_std[group])
+        return module
+
+    def to_modules(self) -> list[ActorCritic]:
+        """One standalone module per group (per agent when G = N): :meth:`load_modules`'s input."""
+        return [self.to_module(i) for i in self._group_starts()]
+
+    def _group_starts(self) -> list[int]:
+        """The first agent of each group."""
+        counts = torch.bincount(self.group_of, minlength=self.n_groups)
+        return (torch.cumsum(counts, 0) - counts).tolist()
+
+    def load_modules(self, modules: Sequence[ActorCritic]) -> None:
+        """Copy the weights of one :class:`ActorCritic` per group into this ensemble.
+
+        The inverse of :meth:`to_modules` (and of ``[to_module(i) for i in range(N)]`` when
+        every agent has its own policy).
+
+        Raises:
+            ValueError: if the number of modules is not ``n_groups``, or a module's type,
+                ``obs_dim``, ``act_dim``, ``hidden`` or a parameter shape does not match.
+        """
+        modules = list(modules)
+        if len(modules) != self.n_groups:
+            raise ValueError(
+                f"modules has {len(modules)} entries: expected n_groups="
+                f"{self.n_groups} (one ActorCritic per group)"
+            )
+        for k, module in enumerate(modules):
+            if not isinstance(module, ActorCritic):
+                raise ValueError(
+                    f"modules[{k}] is a {type(module).__name__}: expected an ActorCritic"
+                )
+            for name in ("obs_dim", "act_dim", "hidden"):
+                if getattr(module, name) != getattr(self, name):
+                    raise ValueError(
+                        f"modules[{k}].{name}={getattr(module, name)!r} does not "
+                        f"match the ensemble's {name}={getattr(self, name)!r}"
+                    )
+            pairs = zip(_module_layers(module), self._layers(), strict=True)
+            for j, (layer, (w, _)) in enumerate(pairs):
+                if tuple(layer.weight.shape) != tuple(w.shape[:0:-1]):
+                    raise ValueError(
+                        f"modules[{k}] linear layer {j} has weight shape "
+                        f"{tuple(layer.weight.shape)}: expected "
+                        f"{tuple(w.shape[:0:-1])}"
+                    )
+        with torch.no_grad():
+            for g, module in enumerate(modules):
+                for layer, (w, b) in zip(_module_layers(module), self._layers(), strict=True):
+                    w[g].copy_(layer.weight.T)
+                    b[g, 0].copy_(layer.bias)
+                self.log_std[g].copy_(module.log_std)
+
+
+def _module_layers(module: ActorCritic) -> list[nn.Linear]:
+    """A module's linear layers in :func:`layer_specs` order (critic first, then actor)."""
+    return [
+        m for net in (module.critic, module.actor_mean) for m in net if isinstance(m, nn.Linear)
+    ]
+
+
+class PolicyView:
+    """Agent i's policy π_i: its row of a :class:`PolicyEnsemble`, usable on its own.
+
+    ``view(obs)`` runs the same stacked weights (sliced to the agent's group) through the
+    same op sequence as the ensemble. When G < N the agent's rows are placed in a batch of
+    the same height as the ensemble's grouped batch (the input repeated ``ceil(N/G)``
+    times), because MKL's GEMM rounds differently for different row counts.
+
+    Exactness: with one intra-op thread (the model's default) and hidden widths that are
+    multiples of 16 (the default ``(64, 64)``), the output equals row i of the ensemble's
+    output bit for bit (tested with ``torch.equal``). Otherwise the two agree to float32
+    rounding (~1e-7, tested within 1e-6). On this build (torch 2.13 CPU, MKL) differences
+    were seen only for layer widths that are not a multiple of 16 floats and only for
+    agents other than the first of the batch, which points at MKL choosing its kernel by
+    memory alignment; with several threads MKL may also split one product differently
+    from a batch of G.
+
+    Args:
+        ensemble: the ensemble holding the weights (not copied: training it changes the view).
+        agent: the agent's index i in [0, N).
+    """
+
+    def __init__(self, ensemble: PolicyEnsemble, agent: int) -> None:
+        self.group = ensemble.group_index(agent)
+        self.ensemble = ensemble
+        self.agent = int(agent)
+        self._position = ensemble._position[self.agent]
+
+    def __repr__(self) -> str:
+        return (
+            f"PolicyView(agent={self.agent}, group={self.group}, "
+            f"ensemble of {self.ensemble.n_agents} agents)"
+        )
+
+    def __call__(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.forward(obs)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean, log std and value for obs ``[obs_dim]`` or ``[B, obs_dim]``.
+
+        Returns:
+            ``(mean, log_std, value)`` of shapes ``[..., act_dim]``, ``[..., act_dim]``, ``[...]``.
+        """
+        ens = self.ensemble
+        check_obs(obs, ens.obs_dim)
+        if obs.ndim > 2:
+            raise ValueError(
+                f"obs has shape {tuple(obs.shape)}: expected [obs_dim] or "
+                f"[B, obs_dim] with obs_dim={ens.obs_dim}"
+            )
+        x = obs.reshape(-1, ens.obs_dim)  # [B, D]
+        batch = x.shape[0]
+        xg = (x.repeat(ens._slots, 1) if ens._slots > 1 else x).unsqueeze(0)
+        mean, value = ens._stacked(xg, slice(self.group, self.group + 1))
+        rows = slice(self._position * batch, (self._position + 1) * batch)
+        mean, value = mean[0, rows], value[0, rows, 0]
+        log_std = ens.log_std[self.group].expand_as(mean)
+        if obs.ndim == 1:
+            return mean[0], log_std[0], value[0]
+        return mean, log_std, value
+
+    def act(
+        self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample u ~ N(mean, σ²) for this agent; see :meth:`PolicyEnsemble.act`.
+
+        ``generator`` defaults to the ensemble's generator.
+        """
+        mean, log_std, value = self(obs)
+        u = (
+            mean
+            if deterministic
+            else sample_gaussian(mean, log_std, generator or self.ensemble.generator)
+        )
+        return u, gaussian_log_prob(u, mean, log_std), value
+
+    def evaluate(self, obs: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Log-probability of ``u``, entropy and value for this agent."""
+        mean, log_std, value = self(obs)
+        check_action(u, mean)
+        return gaussian_log_prob(u, mean, log_std), gaussian_entropy(log_std), value
+
+    def module(self) -> ActorCritic:
+        """A standalone copy of this agent's policy (see :meth:`PolicyEnsemble.to_module`)."""
+        return self.ensemble.to_module(self.agent)

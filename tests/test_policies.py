@@ -1,0 +1,387 @@
+"""Tests for mesa_econ.policies: ActorCritic, PolicyEnsemble/PolicyView, scripted baselines."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from mesa_econ.policies import (
+    ActorCritic,
+    HoldPolicy,
+    MeanReversionPolicy,
+    PolicyEnsemble,
+    RandomPolicy,
+)
+from mesa_econ.policies.actor_critic import gaussian_entropy, gaussian_log_prob
+
+OBS, ACT = 7, 3
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread, the model's default: bit-for-bit comparisons assume it, and on a
+    shared 2-core machine OpenMP spin-waiting makes multi-threaded tiny ops 10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- shapes
+@pytest.mark.parametrize("lead", [(), (5,), (2, 4)])
+def test_actor_critic_shapes(lead):
+    ac = ActorCritic(OBS, ACT, generator=gen(0))
+    obs = torch.randn(*lead, OBS, generator=gen(1))
+    mean, log_std, value = ac(obs)
+    assert mean.shape == log_std.shape == (*lead, ACT)
+    assert value.shape == lead
+    u, log_prob, value2 = ac.act(obs, generator=gen(2))
+    assert u.shape == (*lead, ACT) and log_prob.shape == lead and value2.shape == lead
+    log_prob, entropy, value3 = ac.evaluate(obs, u)
+    assert log_prob.shape == entropy.shape == value3.shape == lead
+    assert ac.log_std.shape == (ACT,)
+
+
+@pytest.mark.parametrize("n_groups", [None, 1, 4])
+@pytest.mark.parametrize("lead", [(), (6,), (2, 3)])
+def test_ensemble_shapes(n_groups, lead):
+    n = 10
+    ens = PolicyEnsemble(n, OBS, ACT, hidden=(16, 8), n_groups=n_groups, generator=gen(0))
+    g = n if n_groups is None else n_groups
+    assert ens.actor_w[0].shape == (g, OBS, 16) and ens.actor_b[0].shape == (g, 1, 16)
+    assert ens.critic_w[-1].shape == (g, 8, 1) and ens.log_std.shape == (g, ACT)
+    assert ens.group_of.shape == (n,) and ens.group_of.dtype == torch.long
+    obs = torch.randn(*lead, n, OBS, generator=gen(1))
+    mean, log_std, value = ens(obs)
+    assert mean.shape == log_std.shape == (*lead, n, ACT) and value.shape == (*lead, n)
+    u, log_prob, value = ens.act(obs, generator=gen(2))
+    assert u.shape == (*lead, n, ACT) and log_prob.shape == value.shape == (*lead, n)
+    log_prob, entropy, value = ens.evaluate(obs, u)
+    assert log_prob.shape == entropy.shape == value.shape == (*lead, n)
+
+
+def test_group_assignment_is_contiguous_blocks():
+    ens = PolicyEnsemble(10, OBS, ACT, n_groups=4, generator=gen(0))
+    assert ens.group_of.tolist() == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]  # i·G // N
+    assert (ens.n_agents, ens.n_groups, ens.obs_dim, ens.act_dim) == (10, 4, OBS, ACT)
+    assert ens.hidden == (64, 64)
+
+
+# ---------------------------------------------------------------- initialisation
+@pytest.mark.parametrize("n_agents,n_groups", [(4, None), (7, 3)])
+def test_ensemble_groups_equal_sequential_actor_critics(n_agents, n_groups):
+    """Group g holds exactly the weights of the g-th ActorCritic drawn from the same stream."""
+    ens = PolicyEnsemble(
+        n_agents, OBS, ACT, hidden=(32, 16), n_groups=n_groups, init_log_std=-0.3, generator=gen(5)
+    )
+    stream = gen(5)
+    modules = [
+        ActorCritic(OBS, ACT, (32, 16), init_log_std=-0.3, generator=stream)
+        for _ in range(ens.n_groups)
+    ]
+    for module, copy in zip(modules, ens.to_modules(), strict=True):
+        for (name, p), q in zip(module.named_parameters(), copy.parameters(), strict=True):
+            assert torch.equal(p, q), name
+    obs = torch.randn(n_agents, OBS, generator=gen(6))
+    mean, log_std, value = ens(obs)
+    for i in range(n_agents):
+        m, s, v = modules[int(ens.group_of[i])](obs[i])
+        torch.testing.assert_close(mean[i], m, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(log_std[i], s)
+        torch.testing.assert_close(value[i], v, atol=1e-6, rtol=1e-6)
+
+
+def test_orthogonal_init_gains_and_zero_biases():
+    """CleanRL init: orthogonal W with gain √2 (hidden), 0.01 (actor head), 1 (critic head)."""
+    ac = ActorCritic(OBS, ACT, hidden=(64, 64), generator=gen(0))
+    hidden_w = ac.critic[2].weight  # 64x64, gain √2: W Wᵀ = 2 I
+    torch.testing.assert_close(hidden_w @ hidden_w.T, 2.0 * torch.eye(64), atol=1e-5, rtol=0)
+    head = ac.actor_mean[-1].weight  # 3x64, rows orthonormal × 0.01
+    torch.testing.assert_close(head @ head.T, 1e-4 * torch.eye(ACT), atol=1e-9, rtol=0)
+    value_head = ac.critic[-1].weight
+    assert value_head.norm().item() == pytest.approx(1.0, abs=1e-6)
+    assert all(
+        torch.count_nonzero(m.bias) == 0
+        for m in [*ac.critic, *ac.actor_mean]
+        if isinstance(m, torch.nn.Linear)
+    )
+    assert torch.equal(ac.log_std, torch.full((ACT,), -0.5))
+
+
+def test_no_global_rng_is_touched():
+    state = torch.get_rng_state()
+    ac = ActorCritic(OBS, ACT)  # no generator: a fresh OS-seeded one, never the global RNG
+    ens = PolicyEnsemble(5, OBS, ACT, n_groups=2)
+    ac.act(torch.zeros(OBS))
+    ens.act(torch.zeros(5, OBS))
+    ens.agent_view(3).act(torch.zeros(OBS))
+    ens.to_module(1)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+# ---------------------------------------------------------------- PolicyView exactness
+@pytest.mark.parametrize("n_agents,n_groups", [(9, None), (10, 1), (10, 5), (10, 4)])
+@pytest.mark.parametrize("steps", [None, 6])
+def test_view_equals_ensemble_row_bitwise(n_agents, n_groups, steps):
+    """agent_view(i)(obs) is row i of the ensemble's output, bit for bit (default widths)."""
+    ens = PolicyEnsemble(n_agents, OBS, ACT, n_groups=n_groups, generator=gen(3))
+    shape = (n_agents, OBS) if steps is None else (steps, n_agents, OBS)
+    obs = torch.randn(shape, generator=gen(4))
+    mean, log_std, value = ens(obs)
+    for i in range(n_agents):
+        view_mean, view_log_std, view_value = ens.agent_view(i)(obs[..., i, :])
+        assert torch.equal(view_mean, mean[..., i, :]), i
+        assert torch.equal(view_log_std, log_std[..., i, :]), i
+        assert torch.equal(view_value, value[..., i]), i
+
+
+@pytest.mark.parametrize("hidden", [(50,), (17, 8)])
+def test_view_matches_ensemble_row_for_odd_widths(hidden):
+    """Widths that are not multiples of 16: equal to float32 rounding (see PolicyView)."""
+    ens = PolicyEnsemble(12, OBS, ACT, hidden=hidden, n_groups=5, generator=gen(3))
+    obs = torch.randn(4, 12, OBS, generator=gen(4))
+    mean, _, value = ens(obs)
+    for i in range(12):
+        view_mean, _, view_value = ens.agent_view(i)(obs[:, i])
+        torch.testing.assert_close(view_mean, mean[:, i], atol=1e-6, rtol=0)
+        torch.testing.assert_close(view_value, value[:, i], atol=1e-6, rtol=0)
+
+
+def test_view_act_and_module():
+    ens = PolicyEnsemble(6, OBS, ACT, generator=gen(0))
+    view = ens.agent_view(2)
+    obs = torch.randn(OBS, generator=gen(1))
+    u, log_prob, value = view.act(obs, generator=gen(2))
+    assert u.shape == (ACT,) and log_prob.shape == value.shape == ()
+    u_det, _, _ = view.act(obs, deterministic=True)
+    assert torch.equal(u_det, view(obs)[0])
+    module = view.module()
+    assert isinstance(module, ActorCritic)
+    torch.testing.assert_close(module(obs)[0], view(obs)[0], atol=1e-6, rtol=1e-6)
+    assert "agent=2" in repr(view)
+
+
+# ---------------------------------------------------------------- modules round trip
+@pytest.mark.parametrize("n_groups", [None, 3])
+def test_to_module_load_modules_round_trip(n_groups):
+    source = PolicyEnsemble(7, OBS, ACT, hidden=(16, 16), n_groups=n_groups, generator=gen(0))
+    with torch.no_grad():
+        source.log_std.add_(torch.randn(source.log_std.shape, generator=gen(9)))
+    target = PolicyEnsemble(7, OBS, ACT, hidden=(16, 16), n_groups=n_groups, generator=gen(1))
+    target.load_modules(source.to_modules())
+    for key, tensor in source.state_dict().items():
+        assert torch.equal(tensor, target.state_dict()[key]), key
+    if n_groups is None:  # one module per agent: to_module(i) for every i is the inverse too
+        other = PolicyEnsemble(7, OBS, ACT, hidden=(16, 16), generator=gen(2))
+        other.load_modules([source.to_module(i) for i in range(7)])
+        assert torch.equal(other.actor_w[1], source.actor_w[1])
+
+
+def test_load_modules_rejects_mismatches():
+    ens = PolicyEnsemble(4, OBS, ACT, hidden=(16,), n_groups=2, generator=gen(0))
+    good = ens.to_modules()
+    with pytest.raises(ValueError, match="n_groups=2"):
+        ens.load_modules(good[:1])
+    with pytest.raises(ValueError, match=r"modules\[1\].hidden"):
+        ens.load_modules([good[0], ActorCritic(OBS, ACT, hidden=(8,), generator=gen(1))])
+    with pytest.raises(ValueError, match=r"modules\[0\].obs_dim"):
+        ens.load_modules([ActorCritic(OBS + 1, ACT, hidden=(16,), generator=gen(1)), good[1]])
+    with pytest.raises(ValueError, match=r"modules\[0\] is a Linear"):
+        ens.load_modules([torch.nn.Linear(2, 2), good[1]])
+
+
+def test_state_dict_round_trip():
+    a = PolicyEnsemble(5, OBS, ACT, n_groups=2, generator=gen(0))
+    b = PolicyEnsemble(5, OBS, ACT, n_groups=2, generator=gen(1))
+    b.load_state_dict(a.state_dict())
+    obs = torch.randn(5, OBS, generator=gen(2))
+    assert all(torch.equal(x, y) for x, y in zip(a(obs), b(obs), strict=True))
+    assert "group_of" in a.state_dict() and "actor_w.0" in a.state_dict()
+
+
+# ---------------------------------------------------------------- groups
+def test_groups_share_weights_and_are_independent():
+    ens = PolicyEnsemble(6, OBS, ACT, n_groups=2, generator=gen(0))  # agents 0-2 | 3-5
+    row = torch.randn(OBS, generator=gen(1))
+    obs = row.expand(6, OBS).clone()
+    mean, _, value = ens(obs)
+    assert torch.equal(mean[0], mean[1]) and torch.equal(value[0], value[2])
+    assert not torch.equal(mean[0], mean[3])
+    with torch.no_grad():
+        ens.actor_b[-1][1].add_(1.0)
+        ens.critic_b[-1][1].add_(1.0)
+    mean2, _, value2 = ens(obs)
+    assert torch.equal(mean2[:3], mean[:3]) and torch.equal(value2[:3], value[:3])
+    assert not torch.equal(mean2[3:], mean[3:]) and not torch.equal(value2[3:], value[3:])
+
+
+def test_agent_loss_only_moves_its_own_weights():
+    """Stacked weights behave as independent per-agent networks under backprop."""
+    ens = PolicyEnsemble(4, OBS, ACT, hidden=(8,), generator=gen(0))
+    obs = torch.randn(3, 4, OBS, generator=gen(1))
+    u = torch.randn(3, 4, ACT, generator=gen(2))
+    log_prob, entropy, value = ens.evaluate(obs, u)
+    (log_prob[:, 2] + entropy[:, 2] + value[:, 2]).sum().backward()
+    for p in ens.parameters():
+        others = torch.cat([p.grad[:2].flatten(), p.grad[3:].flatten()])
+        assert torch.count_nonzero(others) == 0 and torch.count_nonzero(p.grad[2]) > 0
+
+
+# ---------------------------------------------------------------- Gaussian maths
+def test_log_prob_and_entropy_hand_values():
+    """log N(1; 0, 1) + log N(1; 1, 2²) = −½ − log 2 − log 2π; H = Σ(½ + ½ log 2π + log σ)."""
+    mean = torch.tensor([0.0, 1.0])
+    log_std = torch.tensor([0.0, math.log(2.0)])
+    u = torch.tensor([1.0, 1.0])
+    expected = -0.5 - math.log(2.0) - math.log(2.0 * math.pi)
+    assert gaussian_log_prob(u, mean, log_std).item() == pytest.approx(expected, rel=1e-6)
+    normal = torch.distributions.Normal(mean, log_std.exp())
+    torch.testing.assert_close(gaussian_log_prob(u, mean, log_std), normal.log_prob(u).sum())
+    torch.testing.assert_close(gaussian_entropy(log_std), normal.entropy().sum())
+    assert gaussian_entropy(log_std).item() == pytest.approx(
+        1.0 + math.log(2.0 * math.pi) + math.log(2.0), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize("policy", ["module", "ensemble"])
+def test_act_log_prob_matches_normal_and_evaluate(policy):
+    if policy == "module":
+        net = ActorCritic(OBS, ACT, generator=gen(0))
+        obs = torch.randn(5, OBS, generator=gen(1))
+    else:
+        net = PolicyEnsemble(5, OBS, ACT, n_groups=2, generator=gen(0))
+        obs = torch.randn(3, 5, OBS, generator=gen(1))
+    u, log_prob, value = net.act(obs, generator=gen(2))
+    mean, log_std, _ = net(obs)
+    normal = torch.distributions.Normal(mean, log_std.exp())
+    torch.testing.assert_close(log_prob, normal.log_prob(u).sum(-1))
+    log_prob2, entropy, value2 = net.evaluate(obs, u)
+    assert torch.equal(log_prob2, log_prob) and torch.equal(value2, value)
+    torch.testing.assert_close(entropy, normal.entropy().sum(-1))
+    u_det, _, _ = net.act(obs, deterministic=True)
+    assert torch.equal(u_det, mean)
+
+
+@pytest.mark.parametrize("policy", ["module", "ensemble"])
+def test_same_seed_same_samples(policy):
+    def build():
+        if policy == "module":
+            return ActorCritic(OBS, ACT, generator=gen(0)), torch.ones(4, OBS)
+        return PolicyEnsemble(4, OBS, ACT, generator=gen(0)), torch.ones(4, OBS)
+
+    (a, obs), (b, _) = build(), build()
+    ua = a.act(obs, generator=gen(11))[0]
+    assert torch.equal(ua, b.act(obs, generator=gen(11))[0])
+    assert not torch.equal(ua, b.act(obs, generator=gen(12))[0])
+    # the default generator is the construction one, continuing its stream
+    assert torch.equal(a.act(obs)[0], b.act(obs)[0])
+
+
+# ---------------------------------------------------------------- bad arguments
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"n_groups": 6}, "n_groups"),
+        ({"n_groups": 0}, "n_groups"),
+        ({"hidden": ()}, "hidden"),
+        ({"hidden": (8, 0)}, "hidden"),
+        ({"n_agents": 0}, "n_agents"),
+        ({"obs_dim": 0}, "obs_dim"),
+        ({"act_dim": 0}, "act_dim"),
+        ({"init_log_std": float("nan")}, "init_log_std"),
+    ],
+)
+def test_ensemble_rejects_bad_arguments(kwargs, name):
+    args = {"n_agents": 5, "obs_dim": OBS, "act_dim": ACT, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        PolicyEnsemble(**args)
+
+
+def test_bad_obs_and_actions_raise():
+    ens = PolicyEnsemble(5, OBS, ACT, generator=gen(0))
+    ac = ActorCritic(OBS, ACT, generator=gen(0))
+    for call in (
+        lambda: ens(torch.zeros(5, OBS + 1)),
+        lambda: ens(torch.zeros(4, OBS)),
+        lambda: ens(torch.zeros(OBS)),
+        lambda: ac(torch.zeros(3, OBS - 1)),
+        lambda: ens.agent_view(0)(torch.zeros(OBS + 2)),
+        lambda: ens.agent_view(0)(torch.zeros(2, 2, OBS)),
+    ):
+        with pytest.raises(ValueError, match="obs"):
+            call()
+    with pytest.raises(ValueError, match="u has shape"):
+        ens.evaluate(torch.zeros(5, OBS), torch.zeros(5, ACT + 1))
+    with pytest.raises(ValueError, match="hidden"):
+        ActorCritic(OBS, ACT, hidden=())
+    with pytest.raises(IndexError, match="agent index"):
+        ens.agent_view(5)
+
+
+def test_float64_ensemble():
+    ens = PolicyEnsemble(4, OBS, ACT, n_groups=2, generator=gen(0)).double()
+    obs = torch.randn(4, OBS, dtype=torch.float64, generator=gen(1))
+    mean, _, _ = ens(obs)
+    assert mean.dtype == torch.float64
+    module = ens.to_module(3)
+    assert module.log_std.dtype == torch.float64
+    torch.testing.assert_close(module(obs[3])[0], mean[3])
+
+
+# ---------------------------------------------------------------- scripted baselines
+def fake_model(prices, curve_prices, n_agents=3, trade_scale=1.0, seed=0):
+    prices = np.asarray(prices, dtype=float)
+    return SimpleNamespace(
+        n_agents=n_agents,
+        n_assets=len(prices),
+        trade_scale=trade_scale,
+        prices=prices,
+        curve_prices=np.asarray(curve_prices, dtype=float),
+        rng=np.random.default_rng(seed),
+    )
+
+
+def test_random_policy_is_one_scaled_normal_draw():
+    model = fake_model([1.0, 2.0], [1.0, 2.0], n_agents=4, trade_scale=0.5, seed=3)
+    orders = RandomPolicy(scale=2.0).orders(model)
+    expected = np.random.default_rng(3).normal(size=(4, 2)) * (2.0 * 0.5)
+    np.testing.assert_array_equal(orders, expected)
+    unit = RandomPolicy().orders(fake_model([1.0, 2.0], [1.0, 2.0], n_agents=4, seed=3))
+    np.testing.assert_array_equal(unit, np.random.default_rng(3).normal(size=(4, 2)))
+
+
+def test_hold_policy_is_zero():
+    orders = HoldPolicy().orders(fake_model([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], n_agents=5))
+    np.testing.assert_array_equal(orders, np.zeros((5, 3)))
+
+
+def test_mean_reversion_hand_values():
+    """a_j = trade_scale · clip(−k (P − f)/f, −1, 1): sells above the curve, buys below."""
+    model = fake_model([11.0, 9.0, 10.0, 30.0], [10.0] * 4, n_agents=2, trade_scale=0.5)
+    state = model.rng.bit_generator.state
+    orders = MeanReversionPolicy(strength=2.0).orders(model)
+    # gaps (0.1, −0.1, 0, 2) → −2·gap = (−0.2, 0.2, 0, −4) → clip → ×0.5
+    np.testing.assert_allclose(orders, np.tile([-0.1, 0.1, 0.0, -0.5], (2, 1)))
+    assert model.rng.bit_generator.state == state  # no randomness used
+    with pytest.raises(ValueError, match="curve_prices"):
+        MeanReversionPolicy().orders(fake_model([1.0], [0.0]))
+
+
+@pytest.mark.parametrize(
+    "make,name",
+    [
+        (lambda: RandomPolicy(scale=-1.0), "scale"),
+        (lambda: MeanReversionPolicy(strength=math.inf), "strength"),
+    ],
+)
+def test_scripted_reject_bad_gains(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
