@@ -21,11 +21,11 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import networkx as nx
+import numpy as np
+import torch
 
-from mesa_econ.model import EconomyModel  # noqa: E402
+from mesa_econ.model import EconomyModel
 
 torch.set_num_threads(1)
 

@@ -19,7 +19,7 @@ Tokens are conserved: S_j = Σ_i H_ij, changed only by trades against the curve 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -300,8 +300,8 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
         sigma1=params.sigma1, zeta=params.zeta, dt=params.dt, dW=noise.dW)
     curve_price = curve.price(supply)
     price = pricing.quoted_price(curve_price, deviation, noise.eta, params.price_floor)
-    new_state = replace(state, capital=capital, holdings=holdings, supply=supply,
-                        reserve=reserve, deviation=deviation, price=price)
+    new_state = MarketState(capital=capital, holdings=holdings, supply=supply,
+                            reserve=reserve, deviation=deviation, price=price)
     info = StepInfo(executed=executed, net_flow=net_flow, demand=demand,
                     clearing_price=clearing, payments=payments,
                     reserve_change=reserve_change, sell_fill=fill, curve_price=curve_price)

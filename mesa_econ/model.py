@@ -109,9 +109,9 @@ class EconomyModel(mesa.Model):
     :class:`~mesa_econ.config.RewardConfig` and :class:`~mesa_econ.config.PolicyConfig`
     (``policy`` is PolicyConfig.kind) plus ``collect_agents``, ``torch_threads``,
     ``demand`` (needs d_ij for the use-value reward: an (N, M) array, or a mean need
-    from which d_ij ~ U(0, 2·mean) is drawn with the model's generator) and ``rng``/``seed``. Every value is
-    validated; a bad one raises ValueError naming it. A seed given as a string (Solara's
-    text box) is cast to int.
+    from which d_ij ~ U(0, 2·mean) is drawn with the model's generator) and
+    ``rng``/``seed``. Every value is validated; a bad one raises ValueError naming it.
+    A seed given as a string (Solara's text box) is cast to int.
 
     Attributes:
         capital, holdings, supply, reserve, prices, deviation, factors: the state of

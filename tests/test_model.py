@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mesa_econ.agents import TraderAgent
-from mesa_econ.config import ModelConfig, MarketConfig
+from mesa_econ.config import MarketConfig, ModelConfig
 from mesa_econ.model import EconomyModel
 from mesa_econ.testing import assert_invariants, assert_same_run, total_money
 
@@ -69,14 +69,15 @@ def test_state_arrays_are_read_only():
 
 
 def test_agent_policy_equals_the_ensemble_row():
+    """agent.policy(obs) is exactly row i of the batched ensemble call (one thread)."""
     model = EconomyModel(n_agents=7, n_assets=2, policy="actor_critic", rng=2)
     obs = torch.from_numpy(model.observe())
     mean, log_std, value = model.ensemble(obs)
     for agent in model.agents:
         m_i, ls_i, v_i = agent.policy(obs[agent.row])
-        torch.testing.assert_close(m_i.reshape(-1), mean[agent.row], rtol=0, atol=1e-6)
-        torch.testing.assert_close(v_i.reshape(-1), value[agent.row].reshape(-1), rtol=0,
-                                   atol=1e-6)
+        assert torch.equal(m_i.reshape(-1), mean[agent.row])
+        assert torch.equal(ls_i.reshape(-1), log_std[agent.row])
+        assert torch.equal(v_i.reshape(-1), value[agent.row].reshape(-1))
 
 
 def test_observation_layout():
