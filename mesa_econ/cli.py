@@ -50,7 +50,7 @@ def run_demo(scenario: str, steps: int, seed: int, out: Path, policy: str = "ran
     frame = model.datacollector.get_model_vars_dataframe()
     frame.index.name = "step"
     frame.to_csv(out / "model_vars.csv")
-    price_cols = [c for c in frame.columns if c.startswith("price_")]
+    price_cols = [f"price_{j}" for j in range(model.n_assets)]
     prices = frame[price_cols].to_numpy()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for j, col in enumerate(price_cols):
