@@ -47,7 +47,7 @@ _RESOURCE: dict[str, Any] = {
     "n_agents": 100,
     "n_assets": 3,
     "curve": "sigmoid",
-    # capacity C_j = 300 units per resource: the price doubles from 1 to 2 around it
+    # capacity C_j = 300 units per resource: f ≈ 0.07 at S0 = 100, 2 at capacity, → 4
     "curve_params": {"height": 4.0, "midpoint": 300.0, "steepness": 0.02},
     "graph": "watts_strogatz",
     "graph_params": {"k": 6, "p": 0.1},
