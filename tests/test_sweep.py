@@ -1,0 +1,276 @@
+"""run_sweep (local and Ray backends), its seeds, failure reporting and the sweep CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mesa_econ import cli
+from mesa_econ.model import EconomyModel
+from mesa_econ.sweep import plan_sweep, run_seed, run_sweep
+from mesa_econ.sweep_cli import parse_params, parse_value
+
+torch.set_num_threads(1)
+
+SMALL = {"n_agents": 6, "n_assets": 1, "theta": 0.3, "sigma0": 0.01}
+GRID = {**SMALL, "kappa": [0.001, 0.01], "nu": [0.0, 0.05]}
+
+
+def _manual_run(seed: int, steps: int, **kwargs) -> pd.DataFrame:
+    """What one run of a sweep must contain: the model's own DataCollector frame."""
+    model = EconomyModel(**kwargs, rng=seed)
+    for _ in range(steps):
+        model.step()
+    return model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+
+
+def test_frame_layout_and_values_match_single_runs():
+    frame = run_sweep(GRID, seeds=2, steps=4, progress=False)
+    assert list(frame.columns[:6]) == ["run_id", "replicate", "seed", "kappa", "nu", "step"]
+    assert len(frame) == 4 * 2 * 5  # combos x replicates x (steps + 1)
+    assert frame.attrs["failures"] == []
+    plan = plan_sweep(GRID, seeds=2)
+    assert plan["run_id"].tolist() == list(range(8))
+    for run in plan.itertuples():  # (iterrows would turn the 63-bit seeds into floats)
+        rows = frame[frame["run_id"] == run.run_id]
+        assert rows["step"].tolist() == list(range(5))
+        assert (rows["seed"] == run.seed).all()
+        expected = _manual_run(run.seed, 4, **SMALL, kappa=run.kappa, nu=run.nu)
+        got = rows[expected.columns].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def test_same_inputs_give_identical_frames_and_base_seed_matters():
+    a = run_sweep(GRID, seeds=2, steps=5, progress=False)
+    b = run_sweep(GRID, seeds=2, steps=5, progress=False)
+    pd.testing.assert_frame_equal(a, b)
+    c = run_sweep(GRID, seeds=2, steps=5, base_seed=1, progress=False)
+    assert not np.array_equal(a["seed"].to_numpy(), c["seed"].to_numpy())
+    assert not np.allclose(a["price_0"].to_numpy(), c["price_0"].to_numpy())
+
+
+def test_two_processes_give_the_same_frame_as_one():
+    one = run_sweep(GRID, seeds=2, steps=5, progress=False)
+    two = run_sweep(GRID, seeds=2, steps=5, processes=2, progress=False)
+    pd.testing.assert_frame_equal(one, two)
+
+
+def test_seeds_are_seedsequence_children_keyed_by_value_indices():
+    plan = plan_sweep({"nu": [0.0, 0.05], "kappa": [0.001, 0.01, 0.1]}, seeds=2, base_seed=7)
+    root = np.random.SeedSequence(7)
+    # keys use the parameters in alphabetical order (kappa, nu), then the replicate
+    for run in plan.itertuples():
+        i_kappa = [0.001, 0.01, 0.1].index(run.kappa)
+        i_nu = [0.0, 0.05].index(run.nu)
+        child = root.spawn(3)[i_kappa].spawn(2)[i_nu].spawn(2)[run.replicate]
+        root = np.random.SeedSequence(7)  # spawn() advances the parent: start afresh
+        assert isinstance(run.seed, int)
+        assert run.seed == int(child.generate_state(1, dtype=np.uint64)[0]) >> 1
+        assert run.seed == run_seed(7, (i_kappa, i_nu, run.replicate))
+    assert plan["seed"].nunique() == len(plan)
+
+
+def test_appending_values_or_replicates_keeps_existing_seeds():
+    def seeds_of(plan):
+        return {(r.kappa, r.nu, r.replicate): r.seed for r in plan.itertuples()}
+
+    base = seeds_of(plan_sweep({"kappa": [0.001, 0.01], "nu": [0.0, 0.05]}, seeds=2))
+    bigger = seeds_of(plan_sweep({"nu": [0.0, 0.05, 0.1], "kappa": [0.001, 0.01, 0.1]},
+                                 seeds=3))
+    assert all(bigger[k] == v for k, v in base.items())
+    # inserting a value before others shifts their indices, hence their seeds
+    shifted = seeds_of(plan_sweep({"kappa": [0.0001, 0.001, 0.01], "nu": [0.0, 0.05]},
+                                  seeds=2))
+    assert all(shifted[k] != v for k, v in base.items())
+
+
+def test_explicit_seed_list_is_used_for_every_combination():
+    frame = run_sweep(GRID, seeds=[11, 12], steps=3, progress=False)
+    per_run = frame.groupby("run_id")[["replicate", "seed"]].first()
+    assert per_run["seed"].tolist() == [11, 12] * 4
+    assert per_run["replicate"].tolist() == [0, 1] * 4
+
+
+def test_failed_run_is_reported_with_its_parameters_and_others_kept():
+    params = {**SMALL, "theta": [0.3, 5.0], "kappa": [0.0, 0.01]}  # theta*dt must be < 2
+    with pytest.warns(RuntimeWarning, match="2 of 4 runs failed"):
+        frame = run_sweep(params, seeds=1, steps=3, progress=False)
+    assert sorted(frame["run_id"].unique()) == [0, 1]
+    assert (frame["theta"] == 0.3).all()
+    failures = frame.attrs["failures"]
+    assert [(f["run_id"], f["theta"], f["kappa"]) for f in failures] == [(2, 5.0, 0.0),
+                                                                         (3, 5.0, 0.01)]
+    assert all(f["error"].startswith("ValueError: theta=5.0") for f in failures)
+    assert all("Traceback" in f["traceback"] for f in failures)
+
+
+def test_all_runs_failing_raises():
+    with pytest.raises(RuntimeError, match=r"all 2 runs failed.*theta=5\.0"):
+        run_sweep({**SMALL, "theta": 5.0}, seeds=2, steps=2, progress=False)
+
+
+def test_collect_agents_gives_one_row_per_run_step_and_agent():
+    frame = run_sweep({**SMALL, "kappa": [0.0, 0.01]}, seeds=1, steps=3, progress=False,
+                      collect_agents=True)
+    assert len(frame) == 2 * 4 * SMALL["n_agents"]
+    assert {"agent_id", "capital", "wealth", "reward", "price_0"} <= set(frame.columns)
+    run0 = frame[frame["run_id"] == 0]
+    assert sorted(run0["agent_id"].unique()) == list(range(1, SMALL["n_agents"] + 1))
+    # model reporters repeat per agent; agent mean capital equals the model reporter
+    by_step = run0.groupby("step")
+    assert (by_step["price_0"].nunique() == 1).all()
+    np.testing.assert_allclose(by_step["capital"].mean(), by_step["mean_capital"].first())
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"seeds": 0}, "seeds"),
+    ({"seeds": [1, -2]}, "seeds"),
+    ({"seeds": "3"}, "seeds"),
+    ({"steps": 0}, "steps"),
+    ({"backend": "dask"}, "backend"),
+    ({"processes": 0}, "processes"),
+    ({"base_seed": -1}, "base_seed"),
+    ({"ray_address": "auto"}, "ray_address"),  # only with backend='ray'
+    ({"parameters": {"kapa": [0.1]}}, "kapa"),
+    ({"parameters": {"kappa": []}}, "kappa"),
+    ({"parameters": {"rng": [1, 2]}}, "rng"),
+    ({"parameters": {"collect_agents": True}}, "collect_agents"),
+    ({"parameters": [("kappa", 0.1)]}, "parameters"),
+])
+def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
+    args = {"parameters": SMALL, "seeds": 1, "steps": 2, "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        run_sweep(args.pop("parameters"), **args)
+
+
+def test_ray_backend_without_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
+    with pytest.raises(ImportError, match=r"mesa_econ\[distributed\]"):
+        run_sweep(SMALL, seeds=1, steps=2, backend="ray", progress=False)
+
+
+def test_cli_values_are_parsed():
+    assert [parse_value(v) for v in ["3", "0.5", "1e-3", "true", "None", "hold"]] == [
+        3, 0.5, 1e-3, True, None, "hold"]
+    assert parse_params(["kappa=0.001,0.01", "policy=hold"]) == {
+        "kappa": [0.001, 0.01], "policy": ["hold"]}
+    with pytest.raises(ValueError, match="--param"):
+        parse_params(["kappa"])
+
+
+def test_cli_sweep_writes_frame_summary_and_plot(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    rc = cli.main(["sweep", "--scenario", "defi_token_market", "--param", "n_agents=8",
+                   "--param", "kappa=0.001,0.01", "--param", "nu=0,0.05", "--seeds", "2",
+                   "--steps", "4", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    assert "8 runs, 0 failed" in capsys.readouterr().out
+    parquet = pd.read_parquet(out / "sweep.parquet")
+    csv = pd.read_csv(out / "sweep.csv")
+    from mesa_econ.scenarios import scenario_params
+
+    expected = run_sweep(scenario_params("defi_token_market", n_agents=[8],
+                                         kappa=[0.001, 0.01], nu=[0, 0.05]),
+                         seeds=2, steps=4, progress=False)
+    pd.testing.assert_frame_equal(parquet, expected)
+    pd.testing.assert_frame_equal(csv, expected, check_dtype=False)
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 8
+    manual = expected[expected["step"] > 0].groupby("run_id")["volatility"].mean()
+    np.testing.assert_allclose(summary["volatility"], manual.to_numpy())
+    run_variance = expected.groupby("run_id")["price_0"].agg(lambda p: p.to_numpy().var())
+    np.testing.assert_allclose(summary["price_variance"], run_variance.to_numpy())
+    assert summary[["kappa", "nu", "seed"]].equals(
+        expected.groupby("run_id")[["kappa", "nu", "seed"]].first().reset_index(drop=True))
+    assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_bad_param_returns_error_code(tmp_path, capsys):
+    rc = cli.main(["sweep", "--param", "kappa", "--out", str(tmp_path)])
+    assert rc == 2
+    assert "--param" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- Ray
+@pytest.fixture
+def short_tmp():
+    """A temp dir with a short path: Ray's socket paths must stay under 107 bytes."""
+    path = tempfile.mkdtemp(prefix="mray")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local 2-CPU Ray for this module, on loopback, quiet, in its own temp dir."""
+    ray = pytest.importorskip("ray")
+    temp_dir = tempfile.mkdtemp(prefix="mray")
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _temp_dir=temp_dir)
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def test_ray_matches_local_including_failures(local_ray, capsys):
+    params = {**GRID, "theta": [0.3, 5.0]}  # half the runs fail validation
+    with pytest.warns(RuntimeWarning, match="4 of 8 runs failed"):
+        local = run_sweep(params, seeds=1, steps=5, progress=False)
+    with pytest.warns(RuntimeWarning, match="4 of 8 runs failed"):
+        remote = run_sweep(params, seeds=1, steps=5, backend="ray", progress=True)
+    pd.testing.assert_frame_equal(local, remote)
+
+    def strip(failures):
+        return [{k: v for k, v in f.items() if k != "traceback"} for f in failures]
+
+    assert strip(remote.attrs["failures"]) == strip(local.attrs["failures"])
+    assert "sweep (ray)" in capsys.readouterr().err  # the tqdm bar
+    assert local_ray.is_initialized()  # an existing Ray is reused, not shut down
+
+
+def test_ray_collect_agents_matches_local(local_ray):
+    kw = {"seeds": 2, "steps": 3, "progress": False, "collect_agents": True}
+    local = run_sweep({**SMALL, "nu": [0.0, 0.1]}, **kw)
+    remote = run_sweep({**SMALL, "nu": [0.0, 0.1]}, backend="ray", **kw)
+    pd.testing.assert_frame_equal(local, remote)
+
+
+
+def test_cli_sweep_on_ray_writes_the_same_frame(local_ray, tmp_path):
+    args = ["sweep", "--param", "n_agents=6", "--param", "kappa=0,0.01", "--seeds", "2",
+            "--steps", "3", "--no-progress"]
+    assert cli.main([*args, "--backend", "ray", "--out", str(tmp_path / "ray")]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "local")]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray" / "sweep.parquet"),
+                                  pd.read_parquet(tmp_path / "local" / "sweep.parquet"))
+
+
+@pytest.mark.slow  # a second Ray start (~8 s idle, > 20 s on a busy machine)
+def test_ray_backend_starts_and_stops_its_own_local_ray(monkeypatch, short_tmp):
+    """Without a running Ray or an address, run_sweep starts a local one and shuts it down."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():  # the module fixture's Ray is torn down before this test
+        ray.shutdown()
+    for key, value in {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                       "RAY_TMPDIR": short_tmp}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    params = {**SMALL, "kappa": [0.0, 0.01]}
+    remote = run_sweep(params, seeds=2, steps=4, backend="ray", processes=2, progress=False)
+    assert not ray.is_initialized()
+    pd.testing.assert_frame_equal(remote, run_sweep(params, seeds=2, steps=4, progress=False))
