@@ -246,6 +246,8 @@ class ModelConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     collect_agents: bool = False
     """Record per-agent data (capital, wealth, reward) in the DataCollector each step."""
+    collect_every: int = 1
+    """Collect DataCollector rows every k steps (0: only the initial row, e.g. in training)."""
     torch_threads: int | None = 1
     """torch.set_num_threads for this process (None: leave torch's setting alone)."""
 
@@ -254,6 +256,7 @@ class ModelConfig:
             _fail("n_groups", self.policy.n_groups, f"at most n_agents={self.market.n_agents}")
         if self.torch_threads is not None:
             _check_int("torch_threads", self.torch_threads, 1)
+        _check_int("collect_every", self.collect_every, 0)
 
 
 def field_names(cls: type) -> tuple[str, ...]:

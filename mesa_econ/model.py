@@ -107,15 +107,18 @@ class EconomyModel(mesa.Model):
 
     Keyword arguments are the fields of :class:`~mesa_econ.config.MarketConfig`,
     :class:`~mesa_econ.config.RewardConfig` and :class:`~mesa_econ.config.PolicyConfig`
-    (``policy`` is PolicyConfig.kind) plus ``collect_agents``, ``torch_threads``,
+    (``policy`` is PolicyConfig.kind) plus ``collect_agents``, ``collect_every``,
+    ``torch_threads``,
     ``demand`` (needs d_ij for the use-value reward: an (N, M) array, or a mean need
     from which d_ij ~ U(0, 2·mean) is drawn with the model's generator) and
     ``rng``/``seed``. Every value is validated; a bad one raises ValueError naming it.
     A seed given as a string (Solara's text box) is cast to int.
 
     Attributes:
-        capital, holdings, supply, reserve, prices, deviation, factors: the state of
-            record as read-only numpy arrays (shapes (N,), (N, M), (M,) ...).
+        capital, holdings, supply, reserve, prices, deviation: the state of record as
+            read-only numpy arrays (shapes (N,), (N, M), (M,) ...).
+        factors: Z(t) for the step about to run (drawn at the end of the previous step,
+            so ``observe()`` shows it to agents acting inside or outside ``step()``).
         grid: the ``mesa.discrete_space.Network`` the agents sit on.
         graph: the interaction graph; ``adjacency`` its sparse matrix (None if complete).
         torch_generator: the model's torch.Generator, seeded from ``rng``.
@@ -137,7 +140,7 @@ class EconomyModel(mesa.Model):
                  policy: str = "random", hidden: tuple[int, ...] = (64, 64),
                  n_groups: int | None = None, random_scale: float = 1.0,
                  reversion_strength: float = 1.0, collect_agents: bool = False,
-                 torch_threads: int | None = 1, demand: Any = None,
+                 collect_every: int = 1, torch_threads: int | None = 1, demand: Any = None,
                  rng: Any = None, seed: Any = None) -> None:
         kwargs = {k: v for k, v in locals().items()
                   if k not in ("self", "rng", "seed", "demand", "__class__")}
@@ -236,7 +239,6 @@ class EconomyModel(mesa.Model):
 
     def _init_bookkeeping(self) -> None:
         m = self.n_assets
-        self.factors = self.params.factor_mean.copy()
         self._shock = np.zeros(m)
         self.last_rewards = np.zeros(self.n_agents)
         self.last_breakdown = None
@@ -248,6 +250,9 @@ class EconomyModel(mesa.Model):
         self._window[0] = self._state.price
         self._window_len = 1
         self._wealth_cache: np.ndarray | None = None
+        # Z for the coming step is drawn ahead, so observe() shows the agents the factors
+        # that will move this step's price, whether they act inside step() or outside it.
+        self.factors = self._draw_factors()
 
     def _make_datacollector(self, collect_agents: bool) -> mesa.DataCollector:
         model_reporters: dict[str, Any] = {}
@@ -389,6 +394,7 @@ class EconomyModel(mesa.Model):
         return self.trade_scale * np.clip(u.numpy().astype(float), -1.0, 1.0)
 
     def _draw_factors(self) -> np.ndarray:
+        """Z for the step about to run (index ``self.t``), with any shock spike (§2.1, §9)."""
         p, mc = self.params, self.config.market
         if mc.shock_step is not None and self.t == mc.shock_step:
             assets = list(mc.shock_assets) if mc.shock_assets is not None else slice(None)
@@ -399,8 +405,7 @@ class EconomyModel(mesa.Model):
         return z
 
     def step(self) -> None:
-        """One period: factors, batched policy call, market step, rewards, data."""
-        self.factors = self._draw_factors()  # §2.1
+        """One period: batched policy call, market step with Z(t), rewards, data, Z(t+1)."""
         if self._pending_orders is not None:
             orders, self._pending_orders = self._pending_orders, None
         else:
@@ -427,7 +432,10 @@ class EconomyModel(mesa.Model):
         self.t += 1
         self._window[self.t % PRICE_WINDOW] = after.price
         self._window_len = min(self._window_len + 1, PRICE_WINDOW)
-        self.datacollector.collect(self)
+        self.factors = self._draw_factors()  # §2.1 Z(t+1), seen by the next observation
+        every = self.config.collect_every
+        if every and self.t % every == 0:
+            self.datacollector.collect(self)
 
 
 def _freeze(a: np.ndarray) -> np.ndarray:

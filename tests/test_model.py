@@ -81,12 +81,44 @@ def test_agent_policy_equals_the_ensemble_row():
 
 
 def test_observation_layout():
-    """§2.1 S_i = [B_i/B0, H_i/H0, P/P0, (Z − m)/s]: at t = 0 all ones except Z."""
-    model = EconomyModel(n_agents=4, n_assets=2, rng=0)
+    """§2.1 S_i = [B_i/B0, H_i/H0, P/P0, (Z − m)/s]: at t = 0 ones, then Z(0)/s."""
+    model = EconomyModel(n_agents=4, n_assets=2, factor_std=0.5, rng=0)
     obs = model.observe()
     assert obs.shape == (4, 7) and obs.dtype == np.float32
     np.testing.assert_allclose(obs[:, :5], 1.0)
-    np.testing.assert_array_equal(obs[:, 5:], 0.0)
+    np.testing.assert_allclose(obs[:, 5:], np.tile(model.factors / 0.5, (4, 1)), rtol=1e-6)
+
+
+def test_observed_factors_are_the_ones_the_step_uses():
+    """An agent acting outside step() (trainer, PettingZoo) sees this step's Z.
+
+    θdt = 1 and only ζ on: the deviation after the step is exactly ζ·(Z − m) for the Z
+    that observe() showed before the step.
+    """
+    model = EconomyModel(n_agents=3, n_assets=2, policy="hold", zeta=0.7, factor_mean=0.2,
+                         factor_std=0.3, sigma_eta=0.0, rng=9)
+    for _ in range(5):
+        seen = model.observe()[0, 5:] * 0.3 + 0.2
+        model.step()
+        np.testing.assert_allclose(model.deviation, 0.7 * (seen - 0.2), rtol=1e-6)
+
+
+def test_collect_every():
+    model = EconomyModel(n_agents=3, collect_every=3, rng=0)
+    for _ in range(7):
+        model.step()
+    assert len(model.datacollector.get_model_vars_dataframe()) == 3  # t = 0, 3, 6
+    quiet = EconomyModel(n_agents=3, collect_every=0, rng=0)
+    for _ in range(4):
+        quiet.step()
+    assert len(quiet.datacollector.get_model_vars_dataframe()) == 1
+    np.testing.assert_array_equal(quiet.prices, _run(EconomyModel(n_agents=3, rng=0), 4).prices)
+
+
+def _run(model, steps):
+    for _ in range(steps):
+        model.step()
+    return model
 
 
 @pytest.mark.parametrize("graph,params", [("complete", {}),
@@ -134,12 +166,13 @@ def test_submitted_orders_replace_the_policy():
 
 
 def test_shock_adds_a_spike_to_z():
+    """The spike enters Z of the step that starts at t = shock_step, then decays."""
     model = EconomyModel(n_agents=3, n_assets=2, factor_std=0.0, shock_step=2,
                          shock_size=5.0, shock_assets=(1,), shock_decay=0.5, rng=0)
     zs = []
     for _ in range(5):
+        zs.append(model.factors.copy())  # Z(t) used by the coming step
         model.step()
-        zs.append(model.factors.copy())
     np.testing.assert_allclose(np.array(zs)[:, 1], [0.0, 0.0, 5.0, 2.5, 1.25])
     np.testing.assert_allclose(np.array(zs)[:, 0], 0.0)
 
@@ -187,7 +220,7 @@ def test_model_invariants_over_random_configs(curve, policy, settlement, psi, se
     ({"rng": "abc"}, "rng"), ({"seed": 1.5}, "seed"), ({"use_value": 1.0}, "demand"),
     ({"demand": -1.0}, "demand"), ({"graph": "watts_strogatz", "graph_params": {"k": 60}}, "k"),
     ({"curve": "exponential", "curve_params": {"k": -1.0}}, "k"),
-    ({"torch_threads": 0}, "torch_threads"),
+    ({"torch_threads": 0}, "torch_threads"), ({"collect_every": -1}, "collect_every"),
 ])
 def test_invalid_parameters_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
