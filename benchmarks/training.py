@@ -1,0 +1,209 @@
+"""PPO training throughput (agent-steps/s, rollout collection + update) against a naive loop.
+
+The batched trainer (``mesa_econ.rl.PPO``: stacked weights, one batched call per step,
+one StackedAdam over the stack) is timed at N = 10, 100, 1000 agents on the
+``defi_token_market`` scenario with PPO's default settings (T = 128 steps per rollout,
+4 epochs × 4 minibatches, hidden (64, 64), per-agent observation and reward
+normalisation). The naive baseline, written here, does the same work the way a first
+implementation would: one ``ActorCritic`` module and one ``torch.optim.Adam`` per agent,
+a Python loop over agents for every action and every minibatch update, with
+``clip_grad_norm_`` per module. Market, normalisers, GAE and minibatch indices are shared,
+so the difference is the policy side.
+
+    python benchmarks/training.py                 # N = 10, 100, 1000, table on stdout
+    python benchmarks/training.py --sizes 100 --json results.json
+
+Run with one intra-op thread (set below); OMP_WAIT_POLICY=PASSIVE is recommended on a
+shared machine. Timings are medians over the timed iterations after one warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import torch
+
+from mesa_econ.model import EconomyModel
+from mesa_econ.policies import PolicyEnsemble
+from mesa_econ.rl.buffer import RolloutBuffer
+from mesa_econ.rl.normalize import ObsNormalizer, RewardNormalizer
+from mesa_econ.rl.ppo import PPO, PPOConfig
+from mesa_econ.scenarios import scenario_params
+
+HIDDEN = (64, 64)
+"""Hidden widths of every actor and critic (the model's default; ``--hidden`` changes it)."""
+
+
+def _market(n_agents: int, seed: int = 0) -> EconomyModel:
+    return EconomyModel(**scenario_params("defi_token_market", n_agents=n_agents),
+                        hidden=HIDDEN, rng=seed)
+
+
+def bench_batched(n_agents: int, iterations: int, cfg: PPOConfig) -> dict[str, float]:
+    """Median seconds per iteration of the batched PPO trainer (collect, update)."""
+    algo = PPO(_market(n_agents), cfg)
+    algo.train(1, progress=False)  # warm-up
+    frame = algo.train(iterations, progress=False).iloc[1:]
+    collect = statistics.median(frame["collect_s"])
+    update = statistics.median(frame["update_s"])
+    return {"collect_s": collect, "update_s": update}
+
+
+class NaivePPO:
+    """PPO with one module and one Adam per agent, looped in Python (the baseline)."""
+
+    def __init__(self, model: EconomyModel, cfg: PPOConfig) -> None:
+        self.model, self.cfg = model, cfg
+        n, d, m = model.n_agents, model.obs_dim, model.n_assets
+        ens = PolicyEnsemble(n, d, m, hidden=HIDDEN,  # same initial weights
+                             generator=model.torch_generator)
+        self.modules = [ens.to_module(i) for i in range(n)]
+        self.opts = [torch.optim.Adam(mod.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+                     for mod in self.modules]
+        self.obs_norm = ObsNormalizer(n, d)
+        self.rew_norm = RewardNormalizer(n, cfg.gamma)
+        self.buf = RolloutBuffer(cfg.num_steps, n, d, m)
+        self.gen = torch.Generator().manual_seed(0)
+
+    @torch.no_grad()
+    def collect(self) -> None:
+        model, buf = self.model, self.buf
+        obs = torch.from_numpy(self.obs_norm(model.observe(), update=True))
+        for t in range(self.cfg.num_steps):
+            outs = [mod.act(obs[i], generator=model.torch_generator)
+                    for i, mod in enumerate(self.modules)]  # one call per agent
+            u = torch.stack([o[0] for o in outs])
+            logp = torch.stack([o[1] for o in outs])
+            value = torch.stack([o[2] for o in outs])
+            model.submit_orders(model.trade_scale * np.clip(u.numpy(), -1, 1))
+            model.step()
+            reward = torch.from_numpy(self.rew_norm(model.last_rewards))
+            buf.add(t, obs, u, logp, value, reward)
+            obs = torch.from_numpy(self.obs_norm(model.observe(), update=True))
+        last = torch.stack([mod(obs[i])[2] for i, mod in enumerate(self.modules)])
+        buf.finish(last, self.cfg.gamma, self.cfg.gae_lambda)
+
+    def update(self) -> None:
+        cfg, buf = self.cfg, self.buf
+        mb = cfg.num_steps // cfg.num_minibatches
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(cfg.num_steps, generator=self.gen)
+            for start in range(0, cfg.num_steps, mb):
+                idx = perm[start:start + mb]
+                for i, (mod, opt) in enumerate(zip(self.modules, self.opts, strict=True)):
+                    newlogp, ent, newv = mod.evaluate(buf.obs[idx, i], buf.actions[idx, i])
+                    logratio = newlogp - buf.logprobs[idx, i]
+                    ratio = logratio.exp()
+                    adv = buf.advantages[idx, i]
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    pg = torch.max(-adv * ratio, -adv * ratio.clamp(
+                        1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                    ret, val = buf.returns[idx, i], buf.values[idx, i]
+                    v_clip = val + (newv - val).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    v_loss = 0.5 * torch.max((newv - ret) ** 2, (v_clip - ret) ** 2).mean()
+                    loss = pg - cfg.ent_coef * ent.mean() + cfg.vf_coef * v_loss
+                    opt.zero_grad()
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(mod.parameters(), cfg.max_grad_norm)
+                    opt.step()
+
+
+def bench_naive(n_agents: int, iterations: int, cfg: PPOConfig) -> dict[str, float]:
+    """Median seconds per iteration of the naive per-agent loop (collect, update)."""
+    naive = NaivePPO(_market(n_agents), cfg)
+    if n_agents < 1000:  # at N >= 1000 one iteration is thousands of calls: no warm-up
+        naive.collect()
+        naive.update()
+    collect, update = [], []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        naive.collect()
+        t1 = time.perf_counter()
+        naive.update()
+        t2 = time.perf_counter()
+        collect.append(t1 - t0)
+        update.append(t2 - t1)
+    return {"collect_s": statistics.median(collect), "update_s": statistics.median(update)}
+
+
+def bench_env(n_agents: int, steps: int) -> float:
+    """Seconds per market step with fixed orders (the floor no trainer can beat)."""
+    model = _market(n_agents)
+    zeros = np.zeros((n_agents, model.n_assets))
+    for _ in range(5):
+        model.submit_orders(zeros)
+        model.step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        model.submit_orders(zeros)
+        model.step()
+    return (time.perf_counter() - t0) / steps
+
+
+def main(argv: list[str] | None = None) -> dict:
+    global HIDDEN
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--iterations", type=int, default=5,
+                        help="timed iterations of the batched trainer")
+    parser.add_argument("--naive-iterations", type=int, default=2,
+                        help="timed iterations of the naive loop")
+    parser.add_argument("--num-steps", type=int, default=128, help="T per rollout")
+    parser.add_argument("--hidden", type=int, nargs="+", default=list(HIDDEN),
+                        help="hidden widths of the actor and critic MLPs")
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    HIDDEN = tuple(args.hidden)
+    torch.set_num_threads(1)
+    cfg = PPOConfig(num_steps=args.num_steps, seed=0)
+    rows = []
+    for n in args.sizes:
+        work = n * cfg.num_steps  # agent-steps per iteration
+        env_s = bench_env(n, 200)
+        fast = bench_batched(n, args.iterations, cfg)
+        slow = bench_naive(n, args.naive_iterations, cfg)
+        row = {"n_agents": n, "agent_steps_per_iteration": work,
+               "env_step_s": env_s, "env_agent_steps_per_s": n / env_s,
+               "batched_collect_s": fast["collect_s"], "batched_update_s": fast["update_s"],
+               "batched_agent_steps_per_s": work / (fast["collect_s"] + fast["update_s"]),
+               "naive_collect_s": slow["collect_s"], "naive_update_s": slow["update_s"],
+               "naive_agent_steps_per_s": work / (slow["collect_s"] + slow["update_s"])}
+        row["speedup"] = row["batched_agent_steps_per_s"] / row["naive_agent_steps_per_s"]
+        rows.append(row)
+        print(f"N={n}: batched {row['batched_agent_steps_per_s']:,.0f} agent-steps/s "
+              f"(collect {fast['collect_s']:.3f} s + update {fast['update_s']:.3f} s), naive "
+              f"{row['naive_agent_steps_per_s']:,.0f} (collect {slow['collect_s']:.3f} s + "
+              f"update {slow['update_s']:.3f} s), speed-up {row['speedup']:.1f}x; "
+              f"market alone {row['env_agent_steps_per_s']:,.0f}", flush=True)
+    print()
+    print("| N | batched agent-steps/s | collect s/it | update s/it | naive agent-steps/s "
+          "| speed-up | market-only agent-steps/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['n_agents']} | {r['batched_agent_steps_per_s']:,.0f} | "
+              f"{r['batched_collect_s']:.3f} | {r['batched_update_s']:.3f} | "
+              f"{r['naive_agent_steps_per_s']:,.0f} | {r['speedup']:.1f}x | "
+              f"{r['env_agent_steps_per_s']:,.0f} |")
+    result = {"config": {"num_steps": cfg.num_steps, "update_epochs": cfg.update_epochs,
+                         "num_minibatches": cfg.num_minibatches, "hidden": list(HIDDEN),
+                         "scenario": "defi_token_market", "torch_threads": 1},
+              "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                          "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                          "loadavg_at_end": list(os.getloadavg())},
+              "rows": rows}
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Reinforcement learning for the economy's agents: PPO, Q-learning, noisy actor-critic.
+
+- :class:`PPO` / :class:`PPOConfig` (§6.1) train every agent's actor-critic in one batched
+  pass (``mesa_econ.rl.ppo``); the rollout loop, buffer, GAE and normalisers are shared.
+- ``ALGORITHMS`` maps the CLI's ``--algo`` names to algorithm classes. The Q-learning
+  (§6.2) and noisy actor-critic (§6.3) classes are imported only when looked up, so this
+  package imports even where those modules are absent or broken.
+- Checkpoints (safetensors + JSON) are written by :func:`save_checkpoint` and read by
+  :func:`load_policy`; ``EconomyModel(policy="checkpoint:PATH")`` uses
+  :func:`load_ensemble`.
+
+Every algorithm class follows the same interface: ``Algo(model, config)``,
+``train(iterations, progress=True) -> DataFrame``, ``act(obs, deterministic=False)``,
+``policy()``, ``save(path)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from mesa_econ.rl.buffer import RolloutBuffer, compute_gae
+from mesa_econ.rl.checkpoint import (
+    load_ensemble,
+    load_policy,
+    read_metadata,
+    register_policy_class,
+    save_checkpoint,
+)
+from mesa_econ.rl.evaluate import evaluate_policy, run_policy
+from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
+from mesa_econ.rl.optim import StackedAdam
+from mesa_econ.rl.ppo import PPO, PPOConfig, ppo_update
+from mesa_econ.rl.trainer import Trainer
+
+__all__ = [
+    "ALGORITHMS",
+    "PPO",
+    "NormalizedPolicy",
+    "ObsNormalizer",
+    "PPOConfig",
+    "RewardNormalizer",
+    "RolloutBuffer",
+    "StackedAdam",
+    "Trainer",
+    "compute_gae",
+    "config_class",
+    "evaluate_policy",
+    "load_ensemble",
+    "load_policy",
+    "ppo_update",
+    "read_metadata",
+    "register_policy_class",
+    "run_policy",
+    "save_checkpoint",
+]
+
+_ALGORITHM_METHODS = ("train", "act", "policy", "save")
+
+
+def _find_algorithm(module_name: str) -> type:
+    """The algorithm class of a module: its ``ALGORITHM`` attribute, or the one class
+    defined there with ``train``, ``act``, ``policy`` and ``save`` methods."""
+    module = importlib.import_module(module_name)
+    declared = getattr(module, "ALGORITHM", None)
+    if declared is not None:
+        return declared
+    found = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+             if cls.__module__ == module.__name__
+             and all(callable(getattr(cls, m, None)) for m in _ALGORITHM_METHODS)]
+    if len(found) != 1:
+        raise ImportError(f"{module_name} defines {len(found)} algorithm classes "
+                          f"({[c.__name__ for c in found]}): set ALGORITHM = <class> there")
+    return found[0]
+
+
+class _Algorithms(Mapping[str, type]):
+    """``--algo`` name → algorithm class, importing each module on first lookup."""
+
+    _modules: ClassVar[dict[str, str]] = {"ppo": "mesa_econ.rl.ppo",
+                                          "qlearning": "mesa_econ.rl.qlearning",
+                                          "noisy_ac": "mesa_econ.rl.noisy_ac"}
+
+    def __init__(self) -> None:
+        self._cache: dict[str, type] = {"ppo": PPO}
+
+    def __getitem__(self, name: str) -> type:
+        if name not in self._modules:
+            raise KeyError(name)
+        if name not in self._cache:
+            self._cache[name] = _find_algorithm(self._modules[name])
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __repr__(self) -> str:
+        return f"ALGORITHMS({list(self._modules)})"
+
+
+ALGORITHMS: Mapping[str, type] = _Algorithms()
+"""``{"ppo": PPO, "qlearning": ..., "noisy_ac": ...}`` (the latter two imported lazily)."""
+
+
+def config_class(algo: type) -> type:
+    """The config dataclass of an algorithm class: its ``config_class`` attribute, else the
+    type annotation of its ``config`` constructor argument."""
+    declared = getattr(algo, "config_class", None)
+    if declared is not None:
+        return declared
+    import typing
+
+    hints = typing.get_type_hints(algo.__init__)
+    hint: Any = hints.get("config")
+    for candidate in (hint, *typing.get_args(hint)):
+        if inspect.isclass(candidate) and candidate is not type(None):
+            return candidate
+    raise ValueError(f"cannot tell the config class of {algo.__name__}: give it a "
+                     "config_class attribute")

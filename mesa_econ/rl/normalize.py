@@ -1,0 +1,240 @@
+"""Per-agent running normalisation of observations and rewards (as SB3's VecNormalize).
+
+Every agent has its own statistics: the mean and variance are arrays ``[N, obs_dim]`` (and
+``[N]`` for rewards), updated with one sample per agent per step. All agents see the same
+number of samples, so one count serves them all.
+
+- Observations: ô_i = clip((o_i − μ_i) / sqrt(σ²_i + ε), −c, c) with running μ_i, σ²_i.
+- Rewards: r̂_i = clip(r_i / sqrt(Var[G_i] + ε), −c, c), where G_i is agent i's running
+  discounted return G_i ← γ·G_i + r_i (SB3's VecNormalize: scale, do not shift, so the
+  sign of a reward is kept).
+
+Statistics are float64 numpy arrays; the normalised observation is float32. The same
+function normalises during training and inside a loaded checkpoint
+(:class:`NormalizedPolicy`), so a loaded policy sees bit-identical inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["NormalizedPolicy", "ObsNormalizer", "RewardNormalizer", "RunningMeanStd"]
+
+
+class RunningMeanStd:
+    """Running mean and variance of a stream of arrays of shape ``shape``.
+
+    Uses the parallel (Chan et al.) update of SB3/OpenAI baselines: a batch of k samples
+    with mean m_b and variance v_b merges into (μ, σ², n) exactly.
+
+    Args:
+        shape: shape of one sample (e.g. ``(N, obs_dim)`` for per-agent observations).
+        epsilon: initial pseudo-count (keeps the first division finite).
+    """
+
+    def __init__(self, shape: tuple[int, ...], epsilon: float = 1e-4) -> None:
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = float(epsilon)
+
+    def update(self, x: np.ndarray) -> None:
+        """Merge one sample ``x`` (of shape ``shape``) into the statistics.
+
+        The k = 1 case of :meth:`update_batch` (batch variance 0), without its reductions.
+        """
+        delta = x - self.mean
+        total = self.count + 1.0
+        self.mean = self.mean + delta * (1.0 / total)
+        self.var = (self.var * self.count + delta**2 * (self.count / total)) / total
+        self.count = total
+
+    def update_batch(self, batch: np.ndarray, k: int | None = None) -> None:
+        """Merge a batch ``[k, *shape]`` of samples into the statistics."""
+        k = int(batch.shape[0]) if k is None else k
+        batch_mean = batch.mean(axis=0)
+        batch_var = batch.var(axis=0)
+        delta = batch_mean - self.mean
+        total = self.count + k
+        self.mean = self.mean + delta * (k / total)
+        m2 = self.var * self.count + batch_var * k + delta**2 * (self.count * k / total)
+        self.var = m2 / total
+        self.count = total
+
+    def state(self) -> dict[str, Any]:
+        """Arrays and scalars that restore these statistics."""
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
+
+    def load(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
+        """Restore statistics saved by :meth:`state` (shapes must match)."""
+        if mean.shape != self.mean.shape or var.shape != self.var.shape:
+            raise ValueError(f"normaliser statistics have shapes {mean.shape}, {var.shape}: "
+                             f"expected {self.mean.shape}")
+        self.mean = np.asarray(mean, dtype=np.float64).copy()
+        self.var = np.asarray(var, dtype=np.float64).copy()
+        self.count = float(count)
+
+
+class ObsNormalizer:
+    """Per-agent running normalisation of observations ``[N, obs_dim]``.
+
+    Args:
+        n_agents: N.
+        obs_dim: width of an observation.
+        clip: bound c of the normalised values.
+        epsilon: ε added to the variance.
+    """
+
+    def __init__(self, n_agents: int, obs_dim: int, clip: float = 10.0,
+                 epsilon: float = 1e-8) -> None:
+        if clip <= 0:
+            raise ValueError(f"clip={clip!r} is invalid: expected a real > 0")
+        self.n_agents, self.obs_dim = int(n_agents), int(obs_dim)
+        self.clip, self.epsilon = float(clip), float(epsilon)
+        self.rms = RunningMeanStd((self.n_agents, self.obs_dim))
+
+    def __call__(self, obs: np.ndarray, update: bool = False) -> np.ndarray:
+        """Normalise ``obs`` ``[..., N, obs_dim]`` (updating the statistics first if asked).
+
+        Returns:
+            float32 array of the same shape.
+        """
+        if update:
+            self.rms.update(np.asarray(obs, dtype=np.float64))
+        return self.normalize(obs)
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        """ô = clip((o − μ) / sqrt(σ² + ε), −c, c) as float32, without updating."""
+        if obs.shape[-2:] != (self.n_agents, self.obs_dim):
+            raise ValueError(f"obs has shape {obs.shape}: expected [..., n_agents="
+                             f"{self.n_agents}, obs_dim={self.obs_dim}]")
+        scaled = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.epsilon)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint needs to rebuild this normaliser."""
+        return {**self.rms.state(), "clip": self.clip, "epsilon": self.epsilon}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ObsNormalizer:
+        """Rebuild a normaliser from :meth:`state`."""
+        mean = np.asarray(state["mean"], dtype=np.float64)
+        if mean.ndim != 2:
+            raise ValueError(f"obs normaliser mean has shape {mean.shape}: expected "
+                             "[n_agents, obs_dim]")
+        norm = cls(mean.shape[0], mean.shape[1], clip=float(state["clip"]),
+                   epsilon=float(state["epsilon"]))
+        norm.rms.load(mean, np.asarray(state["var"], dtype=np.float64), state["count"])
+        return norm
+
+
+class RewardNormalizer:
+    """Per-agent reward scaling by the std of the running discounted return.
+
+    Args:
+        n_agents: N.
+        gamma: discount γ of the running return G_i ← γ·G_i + r_i.
+        clip: bound c of the scaled reward.
+        epsilon: ε added to the variance.
+    """
+
+    def __init__(self, n_agents: int, gamma: float, clip: float = 10.0,
+                 epsilon: float = 1e-8) -> None:
+        self.gamma, self.clip, self.epsilon = float(gamma), float(clip), float(epsilon)
+        self.returns = np.zeros(int(n_agents), dtype=np.float64)
+        self.rms = RunningMeanStd((int(n_agents),))
+
+    def __call__(self, reward: np.ndarray) -> np.ndarray:
+        """Update G_i and its variance with this step's rewards ``(N,)``; return r / std."""
+        self.returns = self.returns * self.gamma + reward
+        self.rms.update(self.returns)
+        return np.clip(reward / np.sqrt(self.rms.var + self.epsilon), -self.clip, self.clip)
+
+    def reset(self) -> None:
+        """Start new discounted returns (a new episode), keeping the variance estimate."""
+        self.returns[:] = 0.0
+
+
+class NormalizedPolicy:
+    """A policy that normalises raw model observations before the wrapped policy acts.
+
+    This is what a trained PPO agent population is outside the trainer (and what a
+    checkpoint loads): ``act(raw_obs)`` equals ``policy.act(normalizer(raw_obs))`` with the
+    normaliser frozen. Other attributes (``n_agents``, ``state_dict`` ...) are the wrapped
+    policy's.
+
+    Args:
+        policy: an object with ``act(obs, generator=None, deterministic=False)`` and
+            ``agent_view(i)`` (e.g. a :class:`~mesa_econ.policies.PolicyEnsemble`).
+        normalizer: the observation normaliser (not copied: training updates show through).
+    """
+
+    def __init__(self, policy: Any, normalizer: ObsNormalizer) -> None:
+        self.policy = policy
+        self.normalizer = normalizer
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("policy", "normalizer"):  # not yet set (e.g. during copy/unpickle)
+            raise AttributeError(name)
+        return getattr(self.policy, name)
+
+    def __repr__(self) -> str:
+        return f"NormalizedPolicy({self.policy!r})"
+
+    def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.normalizer.normalize(obs.detach().cpu().numpy()))
+
+    def __call__(self, obs: torch.Tensor) -> Any:
+        return self.policy(self._normalize(obs))
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator | None = None,
+            deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(u, log_prob, value)`` for raw observations ``[..., N, obs_dim]``."""
+        return self.policy.act(self._normalize(obs), generator=generator,
+                               deterministic=deterministic)
+
+    def evaluate(self, obs: torch.Tensor,
+                 u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log_prob, entropy, value)`` of actions ``u`` for raw observations."""
+        return self.policy.evaluate(self._normalize(obs), u)
+
+    def agent_view(self, i: int) -> _NormalizedView:
+        """Agent i's policy, normalising with agent i's statistics."""
+        return _NormalizedView(self.policy.agent_view(i), self.normalizer, i)
+
+
+class _NormalizedView:
+    """Agent i's row of a :class:`NormalizedPolicy` (raw obs ``[obs_dim]`` or ``[B, obs_dim]``)."""
+
+    def __init__(self, view: Any, normalizer: ObsNormalizer, agent: int) -> None:
+        self.view, self.normalizer, self.agent = view, normalizer, int(agent)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("view", "normalizer", "agent"):
+            raise AttributeError(name)
+        return getattr(self.view, name)
+
+    def __repr__(self) -> str:
+        return f"NormalizedView({self.view!r})"
+
+    def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        rms, norm = self.normalizer.rms, self.normalizer
+        x = obs.detach().cpu().numpy()
+        scaled = (x - rms.mean[self.agent]) / np.sqrt(rms.var[self.agent] + norm.epsilon)
+        return torch.from_numpy(np.clip(scaled, -norm.clip, norm.clip).astype(np.float32))
+
+    def __call__(self, obs: torch.Tensor) -> Any:
+        return self.view(self._normalize(obs))
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator | None = None,
+            deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(u, log_prob, value)`` of agent i for raw observations."""
+        return self.view.act(self._normalize(obs), generator=generator,
+                             deterministic=deterministic)
+
+    def evaluate(self, obs: torch.Tensor,
+                 u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log_prob, entropy, value)`` of agent i's actions for raw observations."""
+        return self.view.evaluate(self._normalize(obs), u)

@@ -1,0 +1,305 @@
+"""Proximal policy optimisation for every agent at once. Implements §6.1.
+
+Each agent i has its own actor-critic (a row of a stacked
+:class:`~mesa_econ.policies.PolicyEnsemble`) and its own PPO objective; the N objectives are
+summed so one backward pass and one :class:`~mesa_econ.rl.optim.StackedAdam` step train
+all agents, exactly as N independent PPO learners would (per-agent advantage
+normalisation, per-agent gradient clipping, per-agent Adam statistics, per-agent target-KL
+early stop). The update reads like CleanRL's ``ppo_continuous_action.py``:
+
+    ratio = exp(log π_θ(u|s) − log π_old(u|s))
+    pg_loss = E[max(−A·ratio, −A·clip(ratio, 1 − clip_coef, 1 + clip_coef))]
+    v_loss  = ½ E[max((V − R)², (V_old + clip(V − V_old, ±clip_coef) − R)²)]   (clip_vloss)
+    loss_i  = pg_loss − ent_coef · entropy + vf_coef · v_loss
+
+Minibatches split the rollout along time and keep all agents, so each forward pass is
+still one batched matrix product per layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mesa_econ.rl.buffer import RolloutBuffer
+from mesa_econ.rl.normalize import NormalizedPolicy
+from mesa_econ.rl.optim import StackedAdam
+from mesa_econ.rl.trainer import Trainer
+
+__all__ = ["PPO", "PPOConfig", "ppo_update"]
+
+
+def _check(name: str, ok: bool, valid: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r} is invalid: expected {valid}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Hyperparameters of PPO (names as in CleanRL / SB3)."""
+
+    num_steps: int = 128
+    """T, steps of the whole market per rollout (each agent contributes T samples)."""
+    learning_rate: float = 3e-4
+    """Adam learning rate (start value when annealed)."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over the iterations of a ``train`` call."""
+    gamma: float = 0.99
+    """Discount γ."""
+    gae_lambda: float = 0.95
+    """GAE λ."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; the rollout is split along time, all agents in each."""
+    update_epochs: int = 4
+    """Epochs K over each rollout."""
+    norm_adv: bool = True
+    """Normalise advantages per agent within each minibatch."""
+    clip_coef: float = 0.2
+    """Surrogate clipping ε (also the value-clipping range when ``clip_vloss``)."""
+    clip_vloss: bool = True
+    """Use the clipped value loss."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float | None = 0.5
+    """Per-agent gradient-norm clip (None: no clipping)."""
+    target_kl: float | None = None
+    """Per-agent early stop: an agent whose approx KL exceeds this after an epoch stops
+    updating for the rest of the iteration (None: never stop)."""
+    adam_eps: float = 1e-5
+    """Adam ε (CleanRL's 1e-5 rather than torch's 1e-8)."""
+    norm_obs: bool = True
+    """Per-agent running observation normalisation (saved in checkpoints)."""
+    norm_reward: bool = True
+    """Per-agent reward scaling by the std of the discounted return."""
+    clip_obs: float = 10.0
+    """Bound of normalised observations."""
+    clip_reward: float = 10.0
+    """Bound of scaled rewards."""
+    episode_length: int | None = None
+    """Rebuild the market every this many steps from a fresh seed (a multiple of
+    ``num_steps``); None: one open-ended market for the whole training."""
+    seed: int | None = None
+    """Seed of minibatch shuffling and environment resets (None: drawn from model.rng)."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_steps", "num_minibatches", "update_epochs"):
+            value = getattr(self, name)
+            _check(name, _is_int(value) and value >= 1, "an integer >= 1", value)
+        _check("num_minibatches", self.num_steps // self.num_minibatches >= 2,
+               f"at most num_steps // 2 = {self.num_steps // 2} (>= 2 steps per minibatch)",
+               self.num_minibatches)
+        _check("num_minibatches", self.num_steps % self.num_minibatches == 0,
+               f"a divisor of num_steps={self.num_steps}", self.num_minibatches)
+        for name in ("gamma", "gae_lambda"):
+            value = getattr(self, name)
+            _check(name, _finite(value) and 0.0 <= value <= 1.0, "a real in [0, 1]", value)
+        for name in ("learning_rate", "clip_coef", "adam_eps", "clip_obs", "clip_reward"):
+            value = getattr(self, name)
+            _check(name, _finite(value) and value > 0, "a finite real > 0", value)
+        for name in ("ent_coef", "vf_coef"):
+            value = getattr(self, name)
+            _check(name, _finite(value) and value >= 0, "a finite real >= 0", value)
+        for name in ("max_grad_norm", "target_kl"):
+            value = getattr(self, name)
+            _check(name, value is None or (_finite(value) and value > 0),
+                   "None or a finite real > 0", value)
+        if self.episode_length is not None:
+            _check("episode_length", _is_int(self.episode_length)
+                   and self.episode_length >= self.num_steps
+                   and self.episode_length % self.num_steps == 0,
+                   f"None or a positive multiple of num_steps={self.num_steps}",
+                   self.episode_length)
+        _check("seed", self.seed is None or _is_int(self.seed), "None or an integer", self.seed)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _group_mean(per_agent: torch.Tensor, group_of: torch.Tensor, n_groups: int,
+                counts: torch.Tensor) -> torch.Tensor:
+    """Mean over each group's agents of a per-agent quantity ``[N]`` → ``[G]``."""
+    if n_groups == per_agent.shape[0]:
+        return per_agent
+    return torch.zeros(n_groups).index_add_(0, group_of, per_agent) / counts
+
+
+def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: PPOConfig,
+               generator: torch.Generator) -> dict[str, float]:
+    """One PPO update (epochs × minibatches over time) of all agents. Implements §6.1.
+
+    Args:
+        policy: a PolicyEnsemble (``evaluate(obs, u) -> (log_prob, entropy, value)``,
+            shapes ``[B, N]``; ``group_of``, ``n_groups``).
+        optimizer: a StackedAdam over the policy's parameters (its ``lr`` is used as is).
+        buf: a finished rollout buffer (advantages and returns computed).
+        config: the PPO hyperparameters.
+        generator: source of the minibatch permutations.
+
+    Returns:
+        Metrics: pg_loss, value_loss, entropy, approx_kl, old_approx_kl (last minibatch,
+        mean over agents, as CleanRL logs them), clipfrac (mean over all minibatches),
+        explained_variance, epochs (mean over agents of epochs run), grad_norm.
+    """
+    t_steps = buf.horizon
+    n_groups, group_of = policy.n_groups, policy.group_of
+    counts = torch.bincount(group_of, minlength=n_groups).to(torch.float32)
+    weight = 1.0 / counts[group_of]  # a group's loss is the mean of its agents' losses
+    active = torch.ones(n_groups, dtype=torch.bool)
+    epochs_run = torch.zeros(n_groups)
+    mb_size = t_steps // config.num_minibatches
+    clipfracs: list[torch.Tensor] = []
+    for _ in range(config.update_epochs):
+        perm = torch.randperm(t_steps, generator=generator)
+        for start in range(0, t_steps, mb_size):
+            idx = perm[start:start + mb_size]
+            newlogprob, entropy, newvalue = policy.evaluate(buf.obs[idx], buf.actions[idx])
+            logratio = newlogprob - buf.logprobs[idx]  # [B, N]
+            ratio = logratio.exp()
+            with torch.no_grad():
+                old_approx_kl = (-logratio).mean(0)  # [N]
+                approx_kl = ((ratio - 1) - logratio).mean(0)
+                clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean(0))
+            mb_adv = buf.advantages[idx]
+            if config.norm_adv:  # per agent: statistics over this minibatch's time steps
+                mb_adv = (mb_adv - mb_adv.mean(0)) / (mb_adv.std(0) + 1e-8)
+            pg_loss1 = -mb_adv * ratio
+            pg_loss2 = -mb_adv * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef)
+            pg_loss = torch.max(pg_loss1, pg_loss2).mean(0)  # [N]
+            mb_returns, mb_values = buf.returns[idx], buf.values[idx]
+            v_loss_unclipped = (newvalue - mb_returns) ** 2
+            if config.clip_vloss:
+                v_clipped = mb_values + torch.clamp(newvalue - mb_values, -config.clip_coef,
+                                                    config.clip_coef)
+                v_loss_clipped = (v_clipped - mb_returns) ** 2
+                v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean(0)
+            else:
+                v_loss = 0.5 * v_loss_unclipped.mean(0)
+            entropy_loss = entropy.mean(0)
+            loss_i = pg_loss - config.ent_coef * entropy_loss + v_loss * config.vf_coef
+            optimizer.zero_grad()
+            (loss_i * weight).sum().backward()  # Σ_i: each agent's gradient is its own
+            optimizer.step(active)
+        epochs_run += active.float()
+        if config.target_kl is not None:
+            group_kl = _group_mean(approx_kl, group_of, n_groups, counts)
+            active = active & (group_kl <= config.target_kl)
+            if not bool(active.any()):
+                break
+    y_pred, y_true = buf.values.numpy().ravel(), buf.returns.numpy().ravel()
+    var_y = np.var(y_true)
+    explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+    return {"pg_loss": float(pg_loss.detach().mean()), "value_loss": float(v_loss.detach().mean()),
+            "entropy": float(entropy_loss.detach().mean()), "approx_kl": float(approx_kl.mean()),
+            "old_approx_kl": float(old_approx_kl.mean()),
+            "clipfrac": float(torch.stack(clipfracs).mean()),
+            "explained_variance": float(explained_var),
+            "epochs": float(epochs_run.mean()),
+            "grad_norm": float(optimizer.last_grad_norm.mean())}
+
+
+class PPO(Trainer):
+    """PPO trainer of all of a model's agents (independent policies, or groups).
+
+    The agents' policies are ``model.ensemble`` when the model has one (policy
+    'actor_critic' or a PPO checkpoint, whose observation normaliser is kept); otherwise a
+    new :class:`~mesa_econ.policies.PolicyEnsemble` is built from the model's policy
+    settings (``hidden``, ``n_groups``) and ``model.torch_generator``. Either way the
+    model is switched to the learned policy (``model.ensemble`` becomes :meth:`policy`),
+    so after training ``model.step()`` runs the trained agents.
+
+    Args:
+        model: an :class:`~mesa_econ.model.EconomyModel`.
+        config: a :class:`PPOConfig` (default: ``PPOConfig()``).
+    """
+
+    algo_name = "ppo"
+    config_class = PPOConfig
+
+    def __init__(self, model: Any, config: PPOConfig | None = None) -> None:
+        config = PPOConfig() if config is None else config
+        if not isinstance(config, PPOConfig):
+            raise ValueError(f"config={type(config).__name__} is invalid: expected a PPOConfig")
+        loaded_normalizer = None
+        existing = getattr(model, "ensemble", None)
+        if isinstance(existing, NormalizedPolicy):
+            existing, loaded_normalizer = existing.policy, existing.normalizer
+            if not config.norm_obs:
+                raise ValueError("norm_obs=False is invalid for this model: its policy was "
+                                 "trained on normalised observations (keep norm_obs=True)")
+        super().__init__(model, config)
+        self.ensemble = self._make_ensemble(model, existing)
+        if loaded_normalizer is not None and config.norm_obs:
+            self.obs_normalizer = loaded_normalizer
+        self.optimizer = StackedAdam(list(self.ensemble.parameters()), config.learning_rate,
+                                     eps=config.adam_eps, max_grad_norm=config.max_grad_norm)
+        model.ensemble, model.scripted = self.policy(), None
+
+    @staticmethod
+    def _make_ensemble(model: Any, existing: Any) -> Any:
+        from mesa_econ.policies import PolicyEnsemble
+
+        if existing is None:
+            pc = model.config.policy
+            return PolicyEnsemble(model.n_agents, model.obs_dim, model.n_assets,
+                                  hidden=pc.hidden, n_groups=pc.n_groups,
+                                  generator=model.torch_generator)
+        if not isinstance(existing, PolicyEnsemble):
+            raise ValueError(f"model.ensemble is a {type(existing).__name__}: PPO trains a "
+                             "PolicyEnsemble (policy='actor_critic' or a PPO checkpoint)")
+        return existing
+
+    # ------------------------------------------------------------------ Trainer hooks
+    def rollout_policy(self) -> Any:
+        """The ensemble itself: the trainer feeds it normalised observations."""
+        return self.ensemble
+
+    @torch.no_grad()
+    def bootstrap_value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s_T) from the critic (the rollout end is a truncation, not a terminal)."""
+        return self.ensemble(obs)[2]
+
+    def update(self, iteration: int, iterations: int, last_value: torch.Tensor) -> dict[str,
+                                                                                      float]:
+        """GAE, learning-rate annealing and one :func:`ppo_update`."""
+        cfg = self.config
+        self.buffer.finish(last_value, cfg.gamma, cfg.gae_lambda)
+        if cfg.anneal_lr:  # CleanRL: frac = 1 − (iteration − 1) / num_iterations
+            self.optimizer.lr = (1.0 - iteration / iterations) * cfg.learning_rate
+        metrics = ppo_update(self.ensemble, self.optimizer, self.buffer, cfg, self.generator)
+        metrics["lr"] = self.optimizer.lr
+        return metrics
+
+    # ------------------------------------------------------------------ public API
+    def policy(self) -> Any:
+        """The trained agents as one policy object acting on raw model observations."""
+        if self.obs_normalizer is None:
+            return self.ensemble
+        return NormalizedPolicy(self.ensemble, self.obs_normalizer)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Raw actions u ``[N, act_dim]`` for raw observations (the model's generator)."""
+        u, _, _ = self.policy().act(obs, generator=self.env.torch_generator,
+                                    deterministic=deterministic)
+        return u
+
+    def save(self, path: Any) -> Any:
+        """Write a checkpoint (see :mod:`mesa_econ.rl.checkpoint`); returns its directory."""
+        from mesa_econ.rl.checkpoint import save_checkpoint
+
+        return save_checkpoint(self.ensemble, path, algo=self.algo_name,
+                               config=dataclasses.asdict(self.config),
+                               obs_normalizer=self.obs_normalizer)

@@ -1,0 +1,384 @@
+"""Multi-agent mean-field Q-learning with stacked, per-asset factorised Q-networks (§6.2).
+
+The paper's update for agent i,
+
+    Q_i(s, a_i) ← (1 − α) Q_i(s, a_i) + α [ r_i + γ E_{A−i} max_{a'} Q_i(s', a') ],
+
+needs the expectation over the other agents' actions A−i. We make it explicit with
+mean-field Q-learning (Yang et al. 2018): Q_i is conditioned on ā_i, the neighbours' mean
+trade size at the previous step (over ``model.adjacency``; complete graph: all others), so
+the other agents enter through the state (s, ā) and the target is
+
+    y_i = r_i + γ (1/M) Σ_j max_k Q̄_ij(s', ā'_i, k),
+
+with Q̄ a target network and ā'_i the mean of the actions just taken (the next step's
+input). The tabular step size α becomes Adam on the Huber loss of Q_i(s, ā, a) − y_i over
+minibatches from a replay buffer (DQN). See docs/marl.md for the derivation and the
+factorisation Q_i = (1/M) Σ_j Q_ij(s, ā, a_j).
+
+All N agents act, store and learn in stacked form: one batched forward per step, one
+replay buffer ``[C, N, ...]``, one Adam over stacked weights whose loss is the sum of
+per-agent losses with per-agent gradient clipping (so it equals N independent learners).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from mesa_econ.rl.q_ensemble import QEnsemble
+from mesa_econ.rl.schedules import SCHEDULE_KINDS, Schedule
+from mesa_econ.rl.trainer import fresh_env, training_generators
+
+__all__ = ["QLearning", "QLearningConfig", "ReplayBuffer", "clip_grad_norm_per_agent"]
+
+Tensor = torch.Tensor
+TARGET_UPDATES = ("hard", "polyak")
+
+
+def _real(name: str, value: Any, low: float, high: float = math.inf, *,
+          low_open: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name}={value!r} is invalid: expected a finite real in "
+                         f"{bracket}{low}, {high}]")
+
+
+def _int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {low}")
+
+
+@dataclass(frozen=True)
+class QLearningConfig:
+    """Hyper-parameters of mean-field Q-learning (§6.2). Steps count joint model steps."""
+
+    n_levels: int = 5
+    """K, trade sizes per asset on the grid linspace(-1, 1, K) × trade_scale (>= 2)."""
+    hidden: tuple[int, ...] = (64, 64)
+    """ReLU hidden widths of each agent's Q-network."""
+    mean_field: bool = True
+    """Condition Q_i on the neighbours' mean action ā_i (False: independent Q-learners)."""
+    learning_rate: float = 1e-3
+    """Adam step size (the role of α in the paper's tabular update), > 0."""
+    gamma: float = 0.9
+    """Discount γ in [0, 1)."""
+    buffer_size: int = 10_000
+    """Replay capacity in joint steps (each holds all N agents' transitions), >= 1."""
+    batch_size: int = 64
+    """Joint steps per minibatch, >= 1."""
+    steps_per_iteration: int = 50
+    """Model steps collected per training iteration, >= 1."""
+    gradient_steps: int = 25
+    """Minibatch updates per iteration (after collection), >= 0."""
+    learning_starts: int = 100
+    """Model steps collected before the first update, >= 0."""
+    epsilon_schedule: str = "linear"
+    """Annealing of ε over model steps: 'constant', 'linear' or 'exponential'."""
+    epsilon_start: float = 1.0
+    """ε at step 0, in [0, 1]."""
+    epsilon_end: float = 0.05
+    """ε from ``epsilon_horizon`` steps on, in [0, 1]."""
+    epsilon_horizon: int = 1_000
+    """Model steps over which ε anneals, >= 1."""
+    target_update: str = "hard"
+    """'hard': copy the online weights every ``target_update_interval`` updates;
+    'polyak': θ̄ ← (1 − τ) θ̄ + τ θ after every update."""
+    target_update_interval: int = 100
+    """Updates between hard target copies, >= 1."""
+    tau: float = 0.005
+    """Polyak coefficient τ in (0, 1]."""
+    double_q: bool = True
+    """Double Q-learning: the online network picks a', the target network values it."""
+    huber_delta: float = 1.0
+    """δ of the Huber TD loss, > 0."""
+    max_grad_norm: float | None = 10.0
+    """Per-agent gradient-norm clip (None: no clipping), > 0."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this before learning, > 0."""
+    episode_length: int | None = None
+    """Rebuild the market every this many model steps from a fresh seed (the mean-field
+    state restarts at "nobody traded"); None: one open-ended market."""
+    seed: int | None = None
+    """Seed of the market rebuilds (None: drawn from model.rng)."""
+
+    def __post_init__(self) -> None:
+        _int("n_levels", self.n_levels, 2)
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral)
+                                  or h < 1 for h in self.hidden):
+            raise ValueError(f"hidden={self.hidden!r} is invalid: expected a non-empty tuple "
+                             "of positive integers")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        _real("learning_rate", self.learning_rate, 0.0, low_open=True)
+        _real("gamma", self.gamma, 0.0, 1.0)
+        if self.gamma >= 1.0:
+            raise ValueError(f"gamma={self.gamma!r} is invalid: expected a real in [0, 1) "
+                             "(the economy is open-ended)")
+        for name, low in (("buffer_size", 1), ("batch_size", 1), ("steps_per_iteration", 1),
+                          ("gradient_steps", 0), ("learning_starts", 0),
+                          ("target_update_interval", 1)):
+            _int(name, getattr(self, name), low)
+        for name in ("epsilon_start", "epsilon_end"):
+            _real(name, getattr(self, name), 0.0, 1.0)
+        if self.target_update not in TARGET_UPDATES:
+            raise ValueError(f"target_update={self.target_update!r} is invalid: expected one "
+                             f"of {list(TARGET_UPDATES)}")
+        if self.epsilon_schedule not in SCHEDULE_KINDS:
+            raise ValueError(f"epsilon_schedule={self.epsilon_schedule!r} is invalid: "
+                             f"expected one of {list(SCHEDULE_KINDS)}")
+        self.epsilon  # noqa: B018 - validates the schedule (horizon, exponential > 0)
+        _real("tau", self.tau, 0.0, 1.0, low_open=True)
+        _real("huber_delta", self.huber_delta, 0.0, low_open=True)
+        if self.max_grad_norm is not None:
+            _real("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+        _real("reward_scale", self.reward_scale, 0.0, low_open=True)
+        if self.episode_length is not None:
+            _int("episode_length", self.episode_length, 1)
+        if self.seed is not None:
+            _int("seed", self.seed, 0)
+
+    @property
+    def epsilon(self) -> Schedule:
+        """ε(t) over model steps t."""
+        return Schedule(self.epsilon_schedule, self.epsilon_start, self.epsilon_end,
+                        self.epsilon_horizon, name="epsilon")
+
+
+class ReplayBuffer:
+    """Ring buffer of joint transitions, stacked over agents: ``[C, N, ...]``.
+
+    Stores (s, ā, a, r, s', ā') for all N agents of one model step in one slot; a minibatch
+    is B slots, i.e. B transitions of every agent.
+
+    Args:
+        capacity: C, slots (joint steps).
+        n_agents, obs_dim, n_assets: N, observation width, M.
+    """
+
+    def __init__(self, capacity: int, n_agents: int, obs_dim: int, n_assets: int) -> None:
+        _int("capacity", capacity, 1)
+        c, n = int(capacity), int(n_agents)
+        self.capacity, self.size, self._next = c, 0, 0
+        self.obs = torch.zeros(c, n, obs_dim)
+        self.mean_action = torch.zeros(c, n, n_assets)
+        self.action = torch.zeros(c, n, n_assets, dtype=torch.long)
+        self.reward = torch.zeros(c, n)
+        self.next_obs = torch.zeros(c, n, obs_dim)
+        self.next_mean_action = torch.zeros(c, n, n_assets)
+
+    def add(self, obs: Tensor, mean_action: Tensor, action: Tensor, reward: Tensor,
+            next_obs: Tensor, next_mean_action: Tensor) -> None:
+        """Store one joint step (overwrites the oldest slot when full)."""
+        k = self._next
+        self.obs[k], self.mean_action[k], self.action[k] = obs, mean_action, action
+        self.reward[k], self.next_obs[k], self.next_mean_action[k] = (reward, next_obs,
+                                                                      next_mean_action)
+        self._next = (k + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """B slots drawn uniformly with replacement from ``generator``: tensors ``[B, N, ...]``."""
+        if self.size == 0:
+            raise ValueError("the replay buffer is empty: collect steps before sampling")
+        idx = torch.randint(self.size, (batch_size,), generator=generator)
+        return {name: getattr(self, name)[idx] for name in
+                ("obs", "mean_action", "action", "reward", "next_obs", "next_mean_action")}
+
+
+def clip_grad_norm_per_agent(params: list[torch.nn.Parameter], max_norm: float) -> Tensor:
+    """Clip each agent's gradient norm separately over stacked params ``[N, ...]``.
+
+    The norm of agent i is taken over slice i of every parameter, so one optimizer over the
+    stack behaves like N optimizers each clipping its own module. Returns the norms ``[N]``.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.sqrt(sum(g.reshape(g.shape[0], -1).pow(2).sum(1) for g in grads))
+    scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(scale.reshape(-1, *([1] * (g.ndim - 1))))
+    return norms
+
+
+class QLearning:
+    """Mean-field multi-agent Q-learning on an :class:`~mesa_econ.model.EconomyModel` (§6.2).
+
+    The model's agents are trained in place: the Q ensemble becomes ``model.ensemble``
+    (greedy policy), so after training ``model.step()`` lets the trained agents trade and
+    the UI, batch runs and notebooks show them.
+
+    Args:
+        model: the economy (its ``torch_generator`` drives initialisation, exploration and
+            minibatch sampling; its ``rng`` drives the market).
+        config: :class:`QLearningConfig` (default if None).
+    """
+
+    algo = "qlearning"
+
+    def __init__(self, model: Any, config: QLearningConfig | None = None) -> None:
+        config = QLearningConfig() if config is None else config
+        if not isinstance(config, QLearningConfig):
+            raise ValueError(f"config={type(config).__name__} is invalid: expected a "
+                             "QLearningConfig")
+        self.model, self.env, self.config = model, model, config
+        self.generator = model.torch_generator
+        _, self._env_seeds = training_generators(config.seed, model)
+        self._episode_t = 0
+        self.q = QEnsemble.for_model(model, n_levels=config.n_levels, hidden=config.hidden,
+                                     mean_field=config.mean_field)
+        self.target = QEnsemble(**self.q.checkpoint_kwargs(), generator=torch.Generator())
+        self.target.load_state_dict(self.q.state_dict())
+        self.target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=config.learning_rate)
+        self.buffer = ReplayBuffer(config.buffer_size, model.n_agents, model.obs_dim,
+                                   model.n_assets)
+        self.env_steps, self.updates, self.iteration = 0, 0, 0
+        self.history: list[dict[str, Any]] = []
+        model.ensemble, model.scripted = self.q, None  # the model now acts with the Q policy
+
+    # ------------------------------------------------------------------ interface
+    def policy(self) -> QEnsemble:
+        """The trained policy object (greedy): what a checkpoint stores."""
+        return self.q
+
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Trade sizes u ``[N, M]`` for one step (ε-greedy at the current ε unless
+        ``deterministic``); advances the mean-field state like a model step does."""
+        self.q.epsilon = self.config.epsilon(self.env_steps)
+        try:
+            u, _, _ = self.q.act(obs, generator=self.generator, deterministic=deterministic)
+        finally:
+            self.q.epsilon = 0.0
+        return u
+
+    def save(self, path: Any) -> None:
+        """Write the Q ensemble and this config as a safetensors + JSON checkpoint."""
+        from mesa_econ.rl.checkpoint import save_checkpoint
+
+        save_checkpoint(self.q, path, algo=self.algo, config=asdict(self.config))
+
+    def train(self, iterations: int, progress: bool = True) -> pd.DataFrame:
+        """Collect and learn for ``iterations`` iterations; one metrics row per iteration.
+
+        Returns the whole log so far (cumulative over calls), columns: iteration,
+        env_steps, agent_steps, mean_reward (per agent and step, unscaled), volatility
+        (§7.1: mean over assets of the variance of the quoted prices over the iteration,
+        start price included), epsilon (at the iteration's last step), td_loss (mean
+        Huber loss of the iteration's updates, NaN before ``learning_starts``), q_mean
+        (mean Q of the replayed actions), updates (cumulative), collect_s, update_s.
+        """
+        _int("iterations", iterations, 1)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(iterations), desc="qlearning training", unit="it",
+                   disable=not progress, leave=False)
+        for _ in bar:
+            row = self._iterate()
+            self.history.append(row)
+            bar.set_postfix(reward=f"{row['mean_reward']:.4g}", eps=f"{row['epsilon']:.3f}")
+        return pd.DataFrame(self.history)
+
+    # ------------------------------------------------------------------ internals
+    def _iterate(self) -> dict[str, float]:
+        cfg = self.config
+        start = time.perf_counter()
+        reward_sum = 0.0
+        prices = np.empty((cfg.steps_per_iteration + 1, self.model.n_assets))
+        prices[0] = self.env.prices
+        eps = cfg.epsilon(self.env_steps)
+        for t in range(cfg.steps_per_iteration):
+            if cfg.episode_length is not None and self._episode_t >= cfg.episode_length:
+                self.env = fresh_env(self.model, int(self._env_seeds.integers(2**62)))
+                self.q.reset_state()
+                self._episode_t = 0
+            model = self.env
+            eps = cfg.epsilon(self.env_steps)
+            obs = torch.from_numpy(model.observe())
+            mean_action = self.q.mean_action()
+            with torch.no_grad():
+                greedy = self.q.greedy(self.q(obs, mean_action))
+            index = self.q.explore(greedy, eps, self.generator)
+            u = self.q.levels[index]
+            model.submit_orders(model.trade_scale * u.double().numpy())  # §2.2
+            model.step()
+            self.q.remember(u, self.generator)
+            reward = torch.as_tensor(model.last_rewards, dtype=torch.float32)
+            self.buffer.add(obs, mean_action, index, reward, torch.from_numpy(model.observe()),
+                            self.q.mean_action())
+            reward_sum += float(model.last_rewards.mean())
+            prices[t + 1] = model.prices
+            self.env_steps += 1
+            self._episode_t += 1
+        collected = time.perf_counter()
+        losses, q_means = [], []
+        if self.env_steps >= cfg.learning_starts:
+            for _ in range(cfg.gradient_steps):
+                loss, q_mean = self._update()
+                losses.append(loss)
+                q_means.append(q_mean)
+        self.iteration += 1
+        return {"iteration": self.iteration, "env_steps": self.env_steps,
+                "agent_steps": self.env_steps * self.model.n_agents,
+                "mean_reward": reward_sum / cfg.steps_per_iteration,
+                "volatility": float(prices.var(axis=0).mean()),  # §7.1, mean over assets
+                "epsilon": eps, "td_loss": float(np.mean(losses)) if losses else math.nan,
+                "q_mean": float(np.mean(q_means)) if q_means else math.nan,
+                "updates": self.updates, "collect_s": collected - start,
+                "update_s": time.perf_counter() - collected}
+
+    def td_target(self, batch: dict[str, Tensor]) -> Tensor:
+        """y_i = r_i + γ (1/M) Σ_j Q̄_ij(s', ā', a*_j), ``[B, N]``. Implements §6.2.
+
+        a*_j = argmax_k Q_ij(s', ā', k) of the online network (double Q) or of the target.
+        """
+        cfg = self.config
+        with torch.no_grad():
+            next_q = self.target(batch["next_obs"], batch["next_mean_action"])
+            if cfg.double_q:
+                best = self.q(batch["next_obs"], batch["next_mean_action"]).argmax(-1)
+                next_value = next_q.gather(-1, best.unsqueeze(-1)).squeeze(-1)
+            else:
+                next_value = next_q.max(-1).values
+            # §6.2: r + γ E_{A−i} max Q', the expectation carried by ā' (mean field)
+            return cfg.reward_scale * batch["reward"] + cfg.gamma * next_value.mean(-1)
+
+    def _update(self) -> tuple[float, float]:
+        cfg = self.config
+        batch = self.buffer.sample(cfg.batch_size, self.generator)
+        target = self.td_target(batch)
+        q = self.q(batch["obs"], batch["mean_action"])  # [B, N, M, K]
+        q_taken = q.gather(-1, batch["action"].unsqueeze(-1)).squeeze(-1).mean(-1)  # [B, N]
+        per_agent = F.huber_loss(q_taken, target, reduction="none",
+                                 delta=cfg.huber_delta).mean(0)
+        loss = per_agent.sum()  # Σ_i L_i: each agent's weights see only its own loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            clip_grad_norm_per_agent(list(self.q.parameters()), cfg.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        self._update_target()
+        return float(per_agent.detach().mean()), float(q_taken.detach().mean())
+
+    def _update_target(self) -> None:
+        cfg = self.config
+        with torch.no_grad():
+            if cfg.target_update == "polyak":
+                for p_t, p in zip(self.target.parameters(), self.q.parameters(), strict=True):
+                    p_t.lerp_(p, cfg.tau)
+            elif self.updates % cfg.target_update_interval == 0:
+                self.target.load_state_dict(self.q.state_dict())
+
+
+ALGORITHM = QLearning
+"""The algorithm class ``mesa_econ.rl.ALGORITHMS["qlearning"]`` resolves to."""

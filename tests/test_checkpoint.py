@@ -1,0 +1,209 @@
+"""Checkpoints: safetensors + JSON round trip gives identical actions; bad files rejected."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from mesa_econ.model import EconomyModel
+from mesa_econ.rl.checkpoint import checkpoint_paths, load_ensemble, load_policy, read_metadata
+from mesa_econ.rl.normalize import NormalizedPolicy
+from mesa_econ.rl.ppo import PPO, PPOConfig
+
+torch.set_num_threads(1)
+
+MARKET = {"n_agents": 10, "n_assets": 2, "sigma_eta": 0.01, "factor_std": 0.1}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A briefly trained PPO population (two shared groups) and its saved checkpoint."""
+    model = EconomyModel(**MARKET, n_groups=5, hidden=(16, 16), rng=3)
+    algo = PPO(model, PPOConfig(num_steps=16, num_minibatches=2, seed=3))
+    algo.train(2, progress=False)
+    path = tmp_path_factory.mktemp("ckpt") / "run"
+    algo.save(path)
+    return algo, path
+
+
+def _obs(seed: int = 0) -> torch.Tensor:
+    model = EconomyModel(**MARKET, rng=seed)
+    for _ in range(3):
+        model.step()
+    return torch.from_numpy(model.observe())
+
+
+def test_round_trip_gives_identical_actions(trained):
+    algo, path = trained
+    loaded = load_policy(path)
+    assert isinstance(loaded, NormalizedPolicy) and loaded.n_groups == 5
+    obs = _obs()
+    with torch.no_grad():
+        for deterministic in (True, False):
+            g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+            want = algo.policy().act(obs, generator=g1, deterministic=deterministic)
+            got = loaded.act(obs, generator=g2, deterministic=deterministic)
+            for a, b in zip(want, got, strict=True):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
+        # agent views too (what agent.policy gives the Mesa agents)
+        want = algo.policy().agent_view(7).act(obs[7], deterministic=True)[0]
+        torch.testing.assert_close(loaded.agent_view(7).act(obs[7], deterministic=True)[0],
+                                   want, rtol=0, atol=0)
+    np.testing.assert_array_equal(loaded.normalizer.rms.mean, algo.obs_normalizer.rms.mean)
+
+
+def test_checkpoint_drives_an_economy_model(trained):
+    """EconomyModel(policy='checkpoint:PATH') acts exactly like the trained policy."""
+    algo, path = trained
+    model = EconomyModel(**MARKET, policy=f"checkpoint:{path}", rng=11)
+    obs = torch.from_numpy(model.observe())
+    state = model.torch_generator.get_state()
+    with torch.no_grad():
+        want = algo.policy().act(obs, generator=model.torch_generator)[0]
+    model.torch_generator.set_state(state)
+    np.testing.assert_array_equal(model.policy_orders(),
+                                  model.trade_scale * np.clip(want.numpy(), -1.0, 1.0))
+    for _ in range(5):
+        model.step()
+    assert model.t == 5
+    assert model.ensemble.generator is model.torch_generator
+
+
+def test_metadata_describes_the_checkpoint(trained):
+    _, path = trained
+    meta = read_metadata(path)
+    assert meta["format"] == "mesa_econ.policy_checkpoint"
+    assert meta["policy_class"] == "actor_critic_ensemble" and meta["algo"] == "ppo"
+    assert meta["policy_kwargs"] == {"n_agents": 10, "obs_dim": 7, "act_dim": 2,
+                                     "hidden": [16, 16], "n_groups": 5}
+    assert meta["config"]["num_steps"] == 16
+    assert meta["obs_normalizer"]["clip"] == 10.0
+    assert checkpoint_paths(path)[0].read_bytes()[:8] != b""  # safetensors, never pickle
+    assert b"pickle" not in checkpoint_paths(path)[0].read_bytes()[:200]
+
+
+def test_file_pair_layout(trained, tmp_path):
+    algo, _ = trained
+    algo.save(tmp_path / "agents.safetensors")
+    assert (tmp_path / "agents.json").is_file()
+    assert load_policy(tmp_path / "agents.json").n_agents == 10
+
+
+# ------------------------------------------------------------------ bad files
+
+def _copy(path, tmp_path):
+    src_t, src_j = checkpoint_paths(path)
+    dst = tmp_path / "copy"
+    dst.mkdir()
+    (dst / "policy.safetensors").write_bytes(src_t.read_bytes())
+    (dst / "policy.json").write_text(src_j.read_text())
+    return dst
+
+
+@pytest.mark.parametrize(("n_agents", "n_assets", "field"), [
+    (12, 2, "n_agents"), (10, 3, "obs_dim")])
+def test_wrong_market_is_rejected(trained, n_agents, n_assets, field):
+    _, path = trained
+    with pytest.raises(ValueError, match=f"{field}=.*{field}="):
+        EconomyModel(**{**MARKET, "n_agents": n_agents, "n_assets": n_assets},
+                     policy=f"checkpoint:{path}", rng=0)
+
+
+def test_tampered_tensor_shape_is_rejected(trained, tmp_path):
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    tensors = load_file(dst / "policy.safetensors")
+    tensors["actor_w.0"] = torch.zeros(5, 7, 17)
+    save_file(tensors, dst / "policy.safetensors")
+    with pytest.raises(ValueError, match=r"actor_w\.0"):
+        load_policy(dst)
+    meta = json.loads((dst / "policy.json").read_text())  # consistent JSON: still wrong
+    meta["tensors"]["actor_w.0"]["shape"] = [5, 7, 17]
+    (dst / "policy.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"actor_w.0.*expected \[5, 7, 16\]"):
+        load_policy(dst)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "nan"])
+def test_corrupted_tensor_file_is_rejected(trained, tmp_path, damage):
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    file = dst / "policy.safetensors"
+    data = file.read_bytes()
+    if damage == "truncate":
+        file.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        file.write_bytes(bytes(range(256)) * 8)
+    elif damage == "empty":
+        file.write_bytes(b"")
+    else:
+        tensors = load_file(file)
+        tensors["log_std"][0, 0] = float("nan")
+        save_file(tensors, file)
+    with pytest.raises(ValueError, match="checkpoint tensor"):
+        load_policy(dst)
+
+
+@pytest.mark.parametrize("key", ["format", "policy_class", "policy_kwargs", "tensors",
+                                 "obs_normalizer"])
+def test_missing_json_key_is_rejected(trained, tmp_path, key):
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    meta = json.loads((dst / "policy.json").read_text())
+    del meta[key]
+    (dst / "policy.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=key):
+        load_policy(dst)
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    (lambda m: m.update(format="something_else"), "format"),
+    (lambda m: m.update(format_version=99), "format_version"),
+    (lambda m: m.update(policy_class="no_such_policy"), "policy_class"),
+    (lambda m: m["policy_kwargs"].pop("act_dim"), "act_dim"),
+    (lambda m: m["obs_normalizer"].update(count=-1.0), "count"),
+    (lambda m: m["policy_kwargs"].update(hidden=[8, 8]),
+     r"'actor_b\.0' has shape \[5, 1, 16\].*expected \[5, 1, 8\]"),
+])
+def test_inconsistent_json_is_rejected(trained, tmp_path, edit, match):
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    meta = json.loads((dst / "policy.json").read_text())
+    edit(meta)
+    (dst / "policy.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=match):
+        load_policy(dst)
+
+
+def test_garbage_json_and_missing_files_are_rejected(trained, tmp_path):
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    (dst / "policy.json").write_bytes(b"\x00\xff{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_policy(dst)
+    with pytest.raises(ValueError, match="not found"):
+        load_policy(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="not found"):
+        load_ensemble(tmp_path / "nowhere", model=None)
+
+
+def test_training_continues_from_a_checkpoint(trained):
+    """PPO on a checkpoint-driven model keeps the saved weights and normaliser."""
+    algo, path = trained
+    model = EconomyModel(**MARKET, policy=f"checkpoint:{path}", rng=5)
+    tuned = PPO(model, PPOConfig(num_steps=16, num_minibatches=2, seed=5))
+    np.testing.assert_array_equal(tuned.obs_normalizer.rms.var, algo.obs_normalizer.rms.var)
+    obs = _obs(1)
+    with torch.no_grad():
+        want = algo.policy().act(obs, deterministic=True)[0]
+        torch.testing.assert_close(tuned.policy().act(obs, deterministic=True)[0], want,
+                                   rtol=0, atol=0)
+    frame = tuned.train(1, progress=False)
+    assert len(frame) == 1
+    with pytest.raises(ValueError, match="norm_obs"):
+        PPO(EconomyModel(**MARKET, policy=f"checkpoint:{path}", rng=5),
+            PPOConfig(norm_obs=False))
