@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from dataclasses import fields
 from typing import Any
 
@@ -178,6 +179,7 @@ class EconomyModel(mesa.Model):
         self.params = MarketParams.from_config(mc)
         self._factor_std = mc.per_asset("factor_std")
         self._sigma_eta = mc.per_asset("sigma_eta")
+        self._sqrt_dt = float(np.sqrt(mc.dt))
         n, m = self.n_agents, self.n_assets
         holdings = np.full((n, m), float(mc.initial_holdings))
         supply = holdings.sum(axis=0)
@@ -412,9 +414,9 @@ class EconomyModel(mesa.Model):
             orders = self.policy_orders()
         self.last_orders = orders
         p, before = self.params, self._state
-        noise = StepNoise(factors=self.factors,
-                          dW=np.sqrt(p.dt) * self.rng.standard_normal(self.n_assets),
-                          eta=self._sigma_eta * self.rng.standard_normal(self.n_assets))
+        draws = self.rng.standard_normal((2, self.n_assets))
+        noise = StepNoise(factors=self.factors, dW=self._sqrt_dt * draws[0],
+                          eta=self._sigma_eta * draws[1])
         after, info = market_step(before, orders, p, self.curve, noise, self.adjacency)
         _check_finite(after)
         _freeze_state(after)
@@ -488,9 +490,13 @@ _STATE_FIELDS = ("capital", "holdings", "supply", "reserve", "deviation", "price
 
 
 def _check_finite(state: MarketState) -> None:
-    """Never carry NaN/inf in the state: fail loudly with the offending array's name."""
-    total = sum(float(getattr(state, name).sum()) for name in _STATE_FIELDS)
-    if np.isfinite(total):
+    """Never carry NaN/inf in the state: fail loudly with the offending array's name.
+
+    Holdings and supply need no check here: a non-finite supply fails the curve's domain
+    check inside the step already.
+    """
+    if math.isfinite(state.capital.sum() + state.reserve.sum() + state.deviation.sum()
+                     + state.price.sum()):
         return
     for name in _STATE_FIELDS:
         if not np.all(np.isfinite(getattr(state, name))):
