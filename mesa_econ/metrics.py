@@ -29,6 +29,7 @@ Decisions a user should know:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -432,14 +433,15 @@ def utilisation(holdings: npt.ArrayLike, demand: npt.ArrayLike, capacity: npt.Ar
 def report_mean_price(model: Any) -> float:
     """Mean quoted price over assets."""
     prices = model.prices.tolist()
-    return sum(prices) / len(prices)
+    return math.fsum(prices) / len(prices)
 
 
 def report_hhi(model: Any) -> float:
     """Mean over assets of HHI_j (§8.1), with S_j = ``model.supply``."""
     squares = np.einsum("ij,ij->j", model.holdings, model.holdings).tolist()
     supply = model.supply.tolist()
-    total = sum(q / (s * s) if s > 0 else 0.0 for q, s in zip(squares, supply, strict=True))
+    total = math.fsum(q / (s * s) if s > 0 else 0.0
+                      for q, s in zip(squares, supply, strict=True))
     return total / len(supply)  # §8.1, averaged over assets
 
 

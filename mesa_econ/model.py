@@ -166,6 +166,8 @@ class EconomyModel(mesa.Model):
     def _init_from_config(self, cfg: ModelConfig, *, rng: Any, seed: Any, demand: Any) -> None:
         rng = _coerce_seed("rng", rng)
         seed = _coerce_seed("seed", seed)
+        if rng is not None and seed is not None:
+            raise ValueError(f"rng={rng!r} and seed={seed!r} are both given: pass one of them")
         if rng is None and seed is not None:
             rng = seed  # rng=42 equals seed=42 on every Mesa 3.x, without 3.5's warning
         super().__init__(rng=rng)
@@ -212,7 +214,7 @@ class EconomyModel(mesa.Model):
             adj.setdiag(0.0)
             adj.eliminate_zeros()
             self.adjacency = adj
-        cells = [self.grid._cells[i] for i in range(self.n_agents)]
+        cells = [self.grid[i] for i in range(self.n_agents)]  # public on Mesa 3.3 and 3.5
         for i, cell in enumerate(cells):
             agent = TraderAgent(self, i)
             agent.cell = cell

@@ -90,9 +90,13 @@ def _profit(
 
 
 def _price_moves(p0: FloatArray, p1: FloatArray) -> float:
-    """Σ_j |P_j(t+1) − P_j(t)|, reduced in Python: M is small and numpy calls cost µs."""
+    """Σ_j |P_j(t+1) − P_j(t)|, reduced in Python: M is small and numpy calls cost µs.
+
+    ``math.fsum`` (correctly rounded) rather than ``sum``, whose float summation changed in
+    Python 3.12, so the same seed gives the same rewards on every supported Python.
+    """
     pairs = zip(p0.tolist(), p1.tolist(), strict=True)
-    return float(sum(abs(after - before) for before, after in pairs))
+    return math.fsum(abs(after - before) for before, after in pairs)
 
 
 def profit_reward(

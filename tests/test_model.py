@@ -217,7 +217,7 @@ def test_model_invariants_over_random_configs(curve, policy, settlement, psi, se
     ({"shock_assets": (7,)}, "shock_assets"), ({"omega": -1}, "omega"), ({"rho": -1}, "rho"),
     ({"cooperative_scope": "world"}, "cooperative_scope"), ({"policy": "greedy"}, "policy"),
     ({"hidden": ()}, "hidden"), ({"n_groups": 0}, "n_groups"), ({"n_groups": 99}, "n_groups"),
-    ({"rng": "abc"}, "rng"), ({"seed": 1.5}, "seed"), ({"use_value": 1.0}, "demand"),
+    ({"rng": "abc"}, "rng"), ({"seed": 1.5}, "seed"), ({"rng": 1, "seed": 2}, "both"), ({"use_value": 1.0}, "demand"),
     ({"demand": -1.0}, "demand"), ({"graph": "watts_strogatz", "graph_params": {"k": 60}}, "k"),
     ({"curve": "exponential", "curve_params": {"k": -1.0}}, "k"),
     ({"torch_threads": 0}, "torch_threads"), ({"collect_every": -1}, "collect_every"),
