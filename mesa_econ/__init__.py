@@ -9,10 +9,12 @@ from mesa_econ.agents import TraderAgent
 from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConfig
 from mesa_econ.curves import make_curve
 from mesa_econ.model import EconomyModel
+from mesa_econ.scenarios import SCENARIOS, build_model, scenario_params
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SCENARIOS",
     "EconomyModel",
     "MarketConfig",
     "ModelConfig",
@@ -20,5 +22,7 @@ __all__ = [
     "RewardConfig",
     "TraderAgent",
     "__version__",
+    "build_model",
     "make_curve",
+    "scenario_params",
 ]
