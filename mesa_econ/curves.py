@@ -26,6 +26,7 @@ Decisions a user should know:
 from __future__ import annotations
 
 import inspect
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -137,7 +138,11 @@ class BondingCurve(ABC):
             R(S) = ∫_0^S f(s) ds = cost(0, S), the total paid to mint S tokens from zero.
         """
         (s,) = self._inputs(supply)
-        return self._guard(self._cost(np.zeros_like(s), s), "reserve", s)  # §3.1
+        return self._guard(self._reserve_of(s), "reserve", s)  # §3.1
+
+    def _reserve_of(self, s: FloatArray) -> FloatArray:
+        """R(S) = cost(0, S); subclasses with a cheaper closed form override this."""
+        return self._cost(np.zeros_like(s), s)
 
     @np.errstate(all="ignore")
     def cost(self, supply: npt.ArrayLike, delta: npt.ArrayLike) -> FloatArray:
@@ -245,7 +250,11 @@ class BondingCurve(ABC):
                                    and other.dtype == np.float64))
         ):
             lim = self._supply_bound
-            ok = bool((supply >= 0.0).all()) and bool((supply <= lim).all())
+            if supply.ndim == 1 and supply.size <= 16:  # a Python loop beats numpy calls
+                pairs = zip(supply.tolist(), lim.tolist(), strict=True)
+                ok = all(0.0 <= x <= b for x, b in pairs)
+            else:
+                ok = bool((supply >= 0.0).all()) and bool((supply <= lim).all())
             if other is not None:
                 ok = ok and bool(np.isfinite(other).all())
             if ok:
@@ -287,6 +296,8 @@ class BondingCurve(ABC):
         return ""
 
     def _guard(self, values: FloatArray, what: str, s: FloatArray) -> FloatArray:
+        if math.isfinite(values.sum()):  # one reduction: NaN and inf both propagate
+            return values
         if not np.all(finite := np.isfinite(values)):
             i = np.flatnonzero(~finite)[0]
             raise ValueError(
@@ -427,6 +438,9 @@ class ExponentialCurve(BondingCurve):
 
     def _cost(self, s: FloatArray, d: FloatArray) -> FloatArray:
         return self.a / self.k * np.exp(self.k * s) * np.expm1(self.k * d)  # §3.1
+
+    def _reserve_of(self, s: FloatArray) -> FloatArray:
+        return self.a / self.k * np.expm1(self.k * s)  # §3.1 R(S) = (a/k)(e^{kS} − 1)
 
     def _delta_for(self, s: FloatArray, amt: FloatArray, r: FloatArray) -> FloatArray:
         return np.log1p(amt * self.k / self.a * np.exp(-self.k * s)) / self.k  # §3.1

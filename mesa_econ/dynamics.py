@@ -287,11 +287,11 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
         executed, payments, reserve_change, clearing, fill = settle_spot(
             executed, state.capital, state.reserve, state.price)
     capital = state.capital - payments + params.income  # §5.2
-    holdings = mint_burn(state.holdings + executed, state.supply + executed.sum(axis=0),
+    net_flow = executed.sum(axis=0)
+    holdings = mint_burn(state.holdings + executed, state.supply + net_flow,
                          params.psi)  # §5.3, then §5.1's ψ
     supply = holdings.sum(axis=0)  # §5.1: S_j = Σ_i H_ij
     reserve = np.maximum(state.reserve + reserve_change, 0.0)
-    net_flow = executed.sum(axis=0)
     demand = np.maximum(executed, 0.0).sum(axis=0)
     impact = pricing.market_impact(net_flow, demand, state.supply, params.kappa, params.lam)
     deviation = pricing.update_deviation(
