@@ -8,7 +8,8 @@ normalisation). The naive baseline, written here, does the same work the way a f
 implementation would: one ``ActorCritic`` module and one ``torch.optim.Adam`` per agent,
 a Python loop over agents for every action and every minibatch update, with
 ``clip_grad_norm_`` per module. Market, normalisers, GAE and minibatch indices are shared,
-so the difference is the policy side.
+so the difference is the policy side. Both build their markets with ``collect_every=0``
+(no DataCollector rows while training: neither trainer reads them).
 
     python benchmarks/training.py                 # N = 10, 100, 1000, table on stdout
     python benchmarks/training.py --sizes 100 --json results.json
@@ -43,8 +44,9 @@ HIDDEN = (64, 64)
 
 
 def _market(n_agents: int, seed: int = 0) -> EconomyModel:
+    # collect_every=0: no DataCollector rows during training (neither trainer reads them)
     return EconomyModel(**scenario_params("defi_token_market", n_agents=n_agents),
-                        hidden=HIDDEN, rng=seed)
+                        hidden=HIDDEN, rng=seed, collect_every=0)
 
 
 def bench_batched(n_agents: int, iterations: int, cfg: PPOConfig) -> dict[str, float]:

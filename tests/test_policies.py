@@ -16,7 +16,13 @@ from mesa_econ.policies import (
     PolicyEnsemble,
     RandomPolicy,
 )
-from mesa_econ.policies.actor_critic import gaussian_entropy, gaussian_log_prob
+from mesa_econ.policies.actor_critic import (
+    TANH_FAST_MIN_NUMEL,
+    Tanh,
+    gaussian_entropy,
+    gaussian_log_prob,
+    tanh,
+)
 
 OBS, ACT = 7, 3
 
@@ -334,6 +340,92 @@ def test_float64_ensemble():
     module = ens.to_module(3)
     assert module.log_std.dtype == torch.float64
     torch.testing.assert_close(module(obs[3])[0], mean[3])
+
+
+# ---------------------------------------------------------------- fast paths
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2.5e-7), (torch.float64, 1e-15)])
+def test_fast_tanh_is_tanh(dtype, tol):
+    """The sigmoid form 2σ(2z) − 1 is tanh to float rounding, with tanh's derivative."""
+    z = torch.linspace(-12.0, 12.0, 20001, dtype=dtype)
+    exact = torch.tanh(z.double())
+    fast = tanh(z, fast=True)
+    assert fast.dtype == dtype
+    assert float((fast.double() - exact).abs().max()) <= tol
+    assert torch.equal(tanh(z, fast=False), torch.tanh(z))
+    assert torch.equal(tanh(z.clone(), fast=True, inplace=True), fast)  # same numbers
+    assert torch.equal(tanh(z), fast)  # >= TANH_FAST_MIN_NUMEL elements: the fast form
+    small = z[:100]
+    assert small.numel() < TANH_FAST_MIN_NUMEL and torch.equal(tanh(small), torch.tanh(small))
+    zg = z.clone().requires_grad_()
+    tanh(zg, fast=True).backward(torch.ones_like(z))
+    torch.testing.assert_close(zg.grad, 1.0 - fast.detach() ** 2)
+    assert torch.equal(tanh(torch.tensor([30.0, -30.0, 0.0]), fast=True),
+                       torch.tensor([1.0, -1.0, 0.0]))
+    assert repr(Tanh()) == "Tanh()"
+
+
+@pytest.mark.parametrize("n_groups", [None, 8])
+@pytest.mark.parametrize("steps", [None, 8])
+def test_view_equals_ensemble_row_bitwise_on_fast_paths(n_groups, steps):
+    """N >= 32 (multiply-and-sum first layer for one step) and N·B·64 >= 4096 (sigmoid
+    form of tanh): the views still reproduce the ensemble's rows bit for bit."""
+    n = 40
+    ens = PolicyEnsemble(n, OBS, ACT, n_groups=n_groups, generator=gen(3))
+    shape = (n, OBS) if steps is None else (steps, n, OBS)
+    obs = torch.randn(shape, generator=gen(4))
+    mean, _, value = ens(obs)
+    with torch.no_grad():  # the in-place activation path gives the same numbers
+        mean_ng, _, value_ng = ens(obs)
+    assert torch.equal(mean_ng, mean) and torch.equal(value_ng, value)
+    for i in range(n):
+        view_mean, _, view_value = ens.agent_view(i)(obs[..., i, :])
+        assert torch.equal(view_mean, mean[..., i, :]), i
+        assert torch.equal(view_value, value[..., i]), i
+    assert torch.equal(ens.actor_mean(obs), mean) and torch.equal(ens.critic_value(obs), value)
+
+
+@pytest.mark.parametrize("n_agents,n_groups,act_dim,batch", [
+    (6, None, ACT, 4),  # small: plain autograd ops
+    (40, None, 1, 32),  # hand-written layers and one-column heads
+    (40, None, ACT, 32),  # transposed narrow head
+    (40, 8, 2, 16),  # groups
+])
+def test_evaluate_agents_matches_evaluate(n_agents, n_groups, act_dim, batch):
+    """The training path (agent-major, other op forms) equals evaluate, values and grads."""
+    ens = PolicyEnsemble(n_agents, OBS, act_dim, n_groups=n_groups, generator=gen(3))
+    obs = torch.randn(batch, n_agents, OBS, generator=gen(4))
+    u = torch.randn(batch, n_agents, act_dim, generator=gen(5))
+    weights = torch.randn(2, batch, n_agents, generator=gen(6))
+
+    def grads(log_prob, entropy, value):
+        loss = (weights[0] * log_prob).sum() + (weights[1] * value).sum() + entropy.sum()
+        return torch.autograd.grad(loss, list(ens.parameters()))
+
+    log_prob, entropy, value = ens.evaluate(obs, u)
+    want = grads(log_prob, entropy[0], value)
+    log_prob2, entropy2, value2 = ens.evaluate_agents(obs.transpose(0, 1).contiguous(),
+                                                      u.transpose(0, 1).contiguous())
+    torch.testing.assert_close(log_prob2.T, log_prob, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(value2.T, value, rtol=1e-5, atol=1e-5)
+    assert torch.equal(entropy2, entropy[0])
+    got = grads(log_prob2.T, entropy2, value2.T)
+    for name, g_want, g_got in zip(dict(ens.named_parameters()), want, got, strict=True):
+        torch.testing.assert_close(g_got, g_want, rtol=1e-4, atol=1e-5, msg=name)
+    with pytest.raises(ValueError, match="obs has shape"):
+        ens.evaluate_agents(obs, u)
+    with pytest.raises(ValueError, match="u has shape"):
+        ens.evaluate_agents(obs.transpose(0, 1), u)
+
+
+def test_float64_fast_paths():
+    ens = PolicyEnsemble(40, OBS, 1, generator=gen(0)).double()
+    obs = torch.randn(40, 32, OBS, dtype=torch.float64, generator=gen(1))
+    log_prob, _, value = ens.evaluate_agents(obs, torch.zeros(40, 32, 1, dtype=torch.float64))
+    assert log_prob.dtype == value.dtype == torch.float64
+    mean, _, value_ref = ens(obs.transpose(0, 1))
+    torch.testing.assert_close(value.T, value_ref, rtol=1e-12, atol=1e-12)
+    module = ens.to_module(7)
+    torch.testing.assert_close(module(obs[7])[0], mean[:, 7], rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------- scripted baselines

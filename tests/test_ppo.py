@@ -83,15 +83,24 @@ def _reference_update(modules: list, groups: list[list[int]], buf: RolloutBuffer
     return epochs
 
 
-@pytest.mark.parametrize(("n_groups", "target_kl", "lr"), [
-    (None, None, 3e-4),    # independent policies, plain PPO
-    (None, 0.02, 2e-2),    # per-agent early stop: some agents stop, others go on
-    (2, None, 3e-4),       # two shared policy groups of 3 agents
+SMALL_NETS = {"n": 6, "horizon": 16, "act_dim": 2, "hidden": (16, 16)}
+# 8 agents x 32-step minibatches x 64 units: the training path's hand-written layers
+# (_TanhLayer, _ColumnHead for one action; the transposed narrow head for three)
+WIDE_NETS = {"n": 8, "horizon": 128, "act_dim": 1, "hidden": (64, 64)}
+
+
+@pytest.mark.parametrize(("n_groups", "target_kl", "lr", "nets"), [
+    (None, None, 3e-4, SMALL_NETS),    # independent policies, plain PPO
+    (None, 0.02, 2e-2, SMALL_NETS),    # per-agent early stop: some agents stop, others go on
+    (2, None, 3e-4, SMALL_NETS),       # two shared policy groups of 3 agents
+    (None, None, 3e-4, WIDE_NETS),
+    (None, None, 3e-4, {**WIDE_NETS, "act_dim": 3}),
+    (2, None, 3e-4, WIDE_NETS),
 ])
-def test_stacked_update_equals_independent_learners(n_groups, target_kl, lr):
+def test_stacked_update_equals_independent_learners(n_groups, target_kl, lr, nets):
     """One StackedAdam + per-agent clipping over the stack == N modules with own Adams."""
-    n, horizon = 6, 16
-    ens = PolicyEnsemble(n, 4, 2, hidden=(16, 16), n_groups=n_groups,
+    n, horizon = nets["n"], nets["horizon"]
+    ens = PolicyEnsemble(n, 4, nets["act_dim"], hidden=nets["hidden"], n_groups=n_groups,
                          generator=torch.Generator().manual_seed(3))
     modules = [ens.to_module(g * (n // ens.n_groups)) for g in range(ens.n_groups)]
     groups = [[i for i in range(n) if int(ens.group_of[i]) == g] for g in range(ens.n_groups)]
@@ -111,8 +120,8 @@ def test_stacked_update_equals_independent_learners(n_groups, target_kl, lr):
         for (name, want), got in zip(module.named_parameters(), stacked.parameters(),
                                      strict=True):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
-        initial = PolicyEnsemble(n, 4, 2, hidden=(16, 16), n_groups=n_groups,
-                                 generator=torch.Generator().manual_seed(3))
+        initial = PolicyEnsemble(n, 4, nets["act_dim"], hidden=nets["hidden"],
+                                 n_groups=n_groups, generator=torch.Generator().manual_seed(3))
         moved += float((initial.log_std[g] - ens.log_std[g]).abs().sum().detach())
     assert moved > 1e-4  # the parameters really changed
 
@@ -163,6 +172,27 @@ def test_same_seed_same_training_curves():
                 "value_loss", "pg_loss", "explained_variance", "lr", "env_steps",
                 "agent_steps_per_s"):
         assert col in frames[0].columns or col in TIMING_COLUMNS
+
+
+@pytest.mark.parametrize("n_agents", [4, 40])
+def test_deferred_rollout_equals_per_step_acting(n_agents):
+    """PPO's rollout runs the actor alone and evaluates log-probs and values after it: the
+    same trajectory and log-probabilities as acting with policy.act each step, values
+    equal to float32 rounding (products of another shape), V(s_T) from the same pass."""
+    rollouts = []
+    for defer in (True, False):
+        model = EconomyModel(**{**SMALL, "n_agents": n_agents, "n_assets": 2}, rng=3)
+        algo = PPO(model, PPOConfig(num_steps=16, num_minibatches=2, seed=3))
+        algo.defer_critic = defer
+        obs, _ = algo.collect(algo.rollout_policy(), algo.observe())
+        rollouts.append((algo, obs, algo.bootstrap_value(obs)))
+    (fast, obs, last), (slow, obs_ref, last_ref) = rollouts
+    for name in ("obs", "actions", "rewards", "logprobs"):
+        assert torch.equal(getattr(fast.buffer, name), getattr(slow.buffer, name)), name
+    assert torch.equal(obs, obs_ref)
+    torch.testing.assert_close(fast.buffer.values, slow.buffer.values, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(last, last_ref, rtol=1e-5, atol=1e-6)
+    assert fast.cached_value(obs) is None  # used once
 
 
 def test_log_counts_steps_and_anneals_lr():

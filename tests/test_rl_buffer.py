@@ -163,3 +163,55 @@ def test_reward_normalizer_scales_by_std_of_discounted_return():
         expected.append(r / np.sqrt(m2 / count + 1e-8))
     np.testing.assert_allclose(got, np.array(expected), rtol=1e-8)
     assert np.std(got[:, 0]) == pytest.approx(np.std(got[:, 1]), rel=0.5)  # scale removed
+
+
+def test_normalisers_update_in_place_with_the_reference_arithmetic():
+    """The in-place updates are the textbook formulas bit for bit, and ``out=`` writes
+    the same numbers the return value holds (the trainer normalises into its buffer)."""
+    rng = np.random.default_rng(4)
+    obs_norm, rew_norm = ObsNormalizer(3, 2, clip=2.0), RewardNormalizer(3, gamma=0.9, clip=3.0)
+    mean, var, count = np.zeros((3, 2)), np.ones((3, 2)), 1e-4
+    ret, r_mean, r_var, r_count = np.zeros(3), np.zeros(3), np.ones(3), 1e-4
+    clipped = 0
+    for _ in range(50):
+        obs = (rng.normal(size=(3, 2)) * 5).astype(np.float32)
+        out = np.empty((3, 2), dtype=np.float32)
+        assert obs_norm(obs, update=True, out=out) is out
+        delta = obs.astype(np.float64) - mean
+        total = count + 1.0
+        mean = mean + delta * (1.0 / total)
+        var = (var * count + delta**2 * (count / total)) / total
+        count = total
+        want = np.clip((obs - mean) / np.sqrt(var + 1e-8), -2.0, 2.0).astype(np.float32)
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(obs_norm.normalize(obs), want)
+        clipped += int((np.abs(want) == 2.0).sum())
+        reward = rng.normal(size=3) * 4
+        rew_out = np.empty(3, dtype=np.float32)
+        rew_norm(reward, out=rew_out)
+        ret = ret * 0.9 + reward
+        delta = ret - r_mean
+        total = r_count + 1.0
+        r_mean = r_mean + delta * (1.0 / total)
+        r_var = (r_var * r_count + delta**2 * (r_count / total)) / total
+        r_count = total
+        scaled = np.clip(reward / np.sqrt(r_var + 1e-8), -3.0, 3.0)
+        np.testing.assert_array_equal(rew_out, scaled.astype(np.float32))
+    np.testing.assert_array_equal(obs_norm.rms.mean, mean)
+    np.testing.assert_array_equal(rew_norm.rms.var, r_var)
+    assert clipped > 0  # the clip was exercised
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("terminal", [False, True])
+def test_gae_numpy_loop_equals_torch_loop(dtype, terminal):
+    """CPU tensors run the recursion on numpy views: the same numbers as the torch loop
+    (taken for tensors that require grad)."""
+    g = torch.Generator().manual_seed(5)
+    rewards, values = (torch.randn(40, 6, generator=g, dtype=dtype) for _ in range(2))
+    last = torch.randn(6, generator=g, dtype=dtype)
+    dones = (torch.rand(40, 6, generator=g) < 0.1).to(dtype) if terminal else None
+    adv, ret = compute_gae(rewards, values, last, 0.97, 0.9, dones)
+    adv_t, ret_t = compute_gae(rewards, values, last.requires_grad_(), 0.97, 0.9, dones)
+    assert adv.dtype == dtype and not adv.requires_grad and adv_t.requires_grad
+    assert torch.equal(adv, adv_t.detach()) and torch.equal(ret, ret_t.detach())

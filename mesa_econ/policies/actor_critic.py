@@ -118,6 +118,73 @@ def sample_gaussian(
     return mean + torch.exp(log_std) * eps
 
 
+TANH_FAST_MIN_NUMEL = 4096
+"""Tensors with at least this many elements take the sigmoid form of :func:`tanh`."""
+
+
+_MINUS_ONE = torch.tensor(-1.0)
+
+
+def _sigmoid_tanh(z: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """tanh(z) = 2·σ(2z) − 1 (no autograd graph), into a new tensor or into ``z``.
+
+    Three passes: 2z (exact), σ in place, then −1 + 2·σ in place (one rounding).
+    """
+    y = z.mul_(2.0) if inplace else torch.mul(z, 2.0)
+    y.sigmoid_()
+    return torch.add(_MINUS_ONE, y, alpha=2.0, out=y)
+
+
+class _SigmoidTanh(torch.autograd.Function):
+    """Autograd of :func:`_sigmoid_tanh`: d/dz (2σ(2z) − 1) = 1 − y², as ``tanh_backward``."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, z: torch.Tensor) -> torch.Tensor:
+        y = _sigmoid_tanh(z)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
+def tanh(z: torch.Tensor, fast: bool | None = None, inplace: bool = False) -> torch.Tensor:
+    """The hidden-layer activation of every actor-critic: tanh, computed fast when large.
+
+    On this CPU build ``torch.tanh`` costs ~3.5 ns per float32 element, ``torch.sigmoid``
+    ~0.4 ns, so a large tensor takes the form tanh(z) = 2·σ(2z) − 1 (4 vectorised passes,
+    ~3.7x faster forward and ~2.5x faster forward + backward; the two differ by <= 2e-7
+    absolutely in float32). Below :data:`TANH_FAST_MIN_NUMEL` elements the per-op overhead
+    of the extra passes dominates and ``torch.tanh`` is used.
+
+    Args:
+        z: pre-activations.
+        fast: force the sigmoid form (True) or ``torch.tanh`` (False). ``None`` decides by
+            ``z.numel()``. Callers that must agree bit for bit on different slices of one
+            computation (a PolicyEnsemble and its PolicyViews) pass the same decision.
+        inplace: ``z`` is a temporary of the caller's: outside autograd, overwrite it
+            (same values, no new tensor).
+    """
+    if fast is None:
+        fast = z.numel() >= TANH_FAST_MIN_NUMEL
+    grad = z.requires_grad and torch.is_grad_enabled()
+    if not fast:
+        return torch.tanh_(z) if inplace and not grad else torch.tanh(z)
+    if grad:
+        return _SigmoidTanh.apply(z)
+    return _sigmoid_tanh(z, inplace)
+
+
+class Tanh(nn.Module):
+    """``nn.Tanh`` computed by :func:`tanh` (same output up to 2e-7, faster when large)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Apply :func:`tanh` to ``z``."""
+        return tanh(z)
+
+
 def check_obs(obs: torch.Tensor, obs_dim: int) -> None:
     """Raise ``ValueError`` naming ``obs`` unless its last dimension is ``obs_dim``."""
     if obs.ndim < 1 or obs.shape[-1] != obs_dim:
@@ -191,7 +258,7 @@ class ActorCritic(nn.Module):
             with torch.no_grad():
                 layer.weight.copy_(orthogonal_weight(in_dim, out_dim, gain, self.generator))
                 layer.bias.zero_()
-            nets[net] += [layer, nn.Tanh()]
+            nets[net] += [layer, Tanh()]
         self.critic = nn.Sequential(*nets["critic"][:-1])  # no tanh after the heads
         self.actor_mean = nn.Sequential(*nets["actor"][:-1])
         self.log_std = nn.Parameter(torch.full((self.act_dim,), float(init_log_std)))

@@ -35,20 +35,9 @@ from mesa_econ.policies.actor_critic import (
     orthogonal_weight,
     sample_gaussian,
 )
+from mesa_econ.policies.stacked import mlp, plist
 
 Tensor = torch.Tensor
-
-
-def _affine(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    """Stacked affine map ``b + h @ w`` for h ``[G, R, in]``, w ``[G, in, out]``, b ``[G, 1, out]``.
-
-    A width-1 output (the value head) is computed as a multiply-and-sum instead: MKL's
-    batched GEMM with one output column rounds differently for different batch counts,
-    which would break the bit-for-bit agreement between the ensemble and a PolicyView.
-    """
-    if w.shape[-1] == 1:
-        return (h * w.mT).sum(-1, keepdim=True) + b
-    return torch.baddbmm(b, h, w)
 
 
 class PolicyEnsemble(nn.Module):
@@ -146,27 +135,30 @@ class PolicyEnsemble(nn.Module):
         self.register_buffer("_slot_of", slot_of, persistent=False)
 
     # ------------------------------------------------------------------ batched math
-    def _stacked(self, xg: Tensor, groups: slice | None = None) -> tuple[Tensor, Tensor]:
-        """Run the stacked MLPs on a grouped batch ``xg`` ``[G', R, obs_dim]``.
+    def _mlp(self, net: str, xg: Tensor, groups: slice | None = None,
+             train: bool = False) -> Tensor:
+        """One stacked MLP (``net`` 'actor' or 'critic') on a grouped batch ``[G', R, in]``.
 
-        ``groups`` selects the weights' slice (``None``: all G). Returns the mean
-        ``[G', R, act_dim]`` and the value ``[G', R, 1]``. The ensemble and every
-        PolicyView call this one function, so both run the same op sequence.
+        ``groups`` selects the weights' slice (``None``: all G). Acting, the ensemble and
+        every PolicyView run this one op sequence (:func:`~mesa_econ.policies.stacked.mlp`,
+        whose choices of op depend on the full G and the row count R, never on the
+        slice), so a view's row equals the ensemble's bit for bit. ``train=True`` (the
+        PPO update, :meth:`evaluate_agents`) picks the fastest ops under autograd instead.
         """
+        ws, bs = (self.actor_w, self.actor_b) if net == "actor" else (self.critic_w,
+                                                                       self.critic_b)
+        weights, biases = plist(ws), plist(bs)
+        if groups is not None:
+            weights = [w[groups] for w in weights]
+            biases = [b[groups] for b in biases]
+        return mlp(xg, weights, biases, self.n_groups, train)
 
-        def layer(ws: nn.ParameterList, bs: nn.ParameterList, k: int) -> tuple[Tensor, Tensor]:
-            w, b = ws[k], bs[k]
-            return (w, b) if groups is None else (w[groups], b[groups])
+    def _stacked(self, xg: Tensor, groups: slice | None = None) -> tuple[Tensor, Tensor]:
+        """Both MLPs on a grouped batch ``xg`` ``[G', R, obs_dim]`` (see :meth:`_mlp`).
 
-        outputs = []
-        for ws, bs in ((self.actor_w, self.actor_b), (self.critic_w, self.critic_b)):
-            h = xg
-            for k in range(len(ws) - 1):
-                w, b = layer(ws, bs, k)
-                h = torch.tanh(torch.baddbmm(b, h, w))
-            w, b = layer(ws, bs, len(ws) - 1)
-            outputs.append(_affine(h, w, b))
-        return outputs[0], outputs[1]
+        Returns the mean ``[G', R, act_dim]`` and the value ``[G', R, 1]``.
+        """
+        return self._mlp("actor", xg, groups), self._mlp("critic", xg, groups)
 
     def _to_groups(self, x: Tensor) -> Tensor:
         """``[N, B, D]`` agents-first → ``[G, slots·B, D]`` grouped (no copy when G == N)."""
@@ -201,21 +193,39 @@ class PolicyEnsemble(nn.Module):
             ``(mean, log_std, value)`` of shapes ``[..., N, act_dim]``, ``[..., N, act_dim]``
             and ``[..., N]``.
         """
+        xg, lead, batch = self._grouped_input(obs)
+        mean = self._output(self._mlp("actor", xg), lead, batch, self.act_dim)
+        value = self._output(self._mlp("critic", xg), lead, batch)
+        return mean, self.agent_log_std().expand_as(mean), value
+
+    def actor_mean(self, obs: Tensor) -> Tensor:
+        """The policy means ``[..., N, act_dim]`` alone (the actor half of :meth:`forward`).
+
+        Bit-identical to ``forward(obs)[0]``; skips the critic (for rollouts whose values
+        are computed afterwards in one batch, see :meth:`critic_value`).
+        """
+        xg, lead, batch = self._grouped_input(obs)
+        return self._output(self._mlp("actor", xg), lead, batch, self.act_dim)
+
+    def critic_value(self, obs: Tensor) -> Tensor:
+        """The values V(s) ``[..., N]`` alone (bit-identical to ``forward(obs)[2]``)."""
+        xg, lead, batch = self._grouped_input(obs)
+        return self._output(self._mlp("critic", xg), lead, batch)
+
+    def _grouped_input(self, obs: Tensor) -> tuple[Tensor, torch.Size, int]:
+        """Validate ``obs [..., N, obs_dim]``; return it grouped, its leading dims, B."""
         check_obs(obs, self.obs_dim)
         if obs.ndim < 2 or obs.shape[-2] != self.n_agents:
             raise ValueError(
                 f"obs has shape {tuple(obs.shape)}: expected [..., n_agents="
                 f"{self.n_agents}, obs_dim={self.obs_dim}]"
             )
-        lead = obs.shape[:-2]
         x = obs.reshape(-1, self.n_agents, self.obs_dim).transpose(0, 1)  # [N, B, D]
-        batch = x.shape[1]
-        mean, value = self._stacked(self._to_groups(x))
-        mean = self._from_groups(mean, batch).transpose(0, 1)
-        value = self._from_groups(value, batch).transpose(0, 1)
-        mean = mean.reshape(*lead, self.n_agents, self.act_dim)
-        value = value.reshape(*lead, self.n_agents)
-        return mean, self.agent_log_std().expand_as(mean), value
+        return self._to_groups(x), obs.shape[:-2], x.shape[1]
+
+    def _output(self, y: Tensor, lead: torch.Size, batch: int, *width: int) -> Tensor:
+        """A grouped output ``[G, slots·B, k]`` back to ``[..., N, *width]`` (k = Π width)."""
+        return self._from_groups(y, batch).transpose(0, 1).reshape(*lead, self.n_agents, *width)
 
     def act(
         self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False
@@ -240,6 +250,31 @@ class PolicyEnsemble(nn.Module):
         mean, log_std, value = self(obs)
         check_action(u, mean)
         return gaussian_log_prob(u, mean, log_std), gaussian_entropy(log_std), value
+
+    def evaluate_agents(self, obs: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`evaluate` in agent-major layout, for training updates.
+
+        Args:
+            obs: ``[N, B, obs_dim]`` (agent i's B observations in row i).
+            u: ``[N, B, act_dim]`` raw actions.
+
+        Returns:
+            ``(log_prob [N, B], entropy [N], value [N, B])``. Equal to :meth:`evaluate` on
+            the transposed inputs up to float32 rounding (~1e-6 relative; the products
+            are grouped differently, see :meth:`_mlp`).
+        """
+        if obs.ndim != 3 or obs.shape[0] != self.n_agents or obs.shape[2] != self.obs_dim:
+            raise ValueError(f"obs has shape {tuple(obs.shape)}: expected [n_agents="
+                             f"{self.n_agents}, B, obs_dim={self.obs_dim}]")
+        batch = obs.shape[1]
+        if u.shape != (self.n_agents, batch, self.act_dim):
+            raise ValueError(f"u has shape {tuple(u.shape)}: expected "
+                             f"{(self.n_agents, batch, self.act_dim)}")
+        xg = self._to_groups(obs)
+        mean = self._from_groups(self._mlp("actor", xg, train=True), batch)
+        value = self._from_groups(self._mlp("critic", xg, train=True), batch)[..., 0]
+        log_std = self.agent_log_std()
+        return gaussian_log_prob(u, mean, log_std.unsqueeze(1)), gaussian_entropy(log_std), value
 
     def agent_view(self, i: int) -> PolicyView:
         """Agent i's policy as a :class:`PolicyView` onto this ensemble's weights."""

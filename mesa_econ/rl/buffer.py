@@ -7,6 +7,7 @@ tensors are allocated once and overwritten every iteration.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = ["RolloutBuffer", "compute_gae"]
@@ -47,6 +48,13 @@ def compute_gae(rewards: Tensor, values: Tensor, last_value: Tensor, gamma: floa
     if not 0.0 <= gamma <= 1.0 or not 0.0 <= gae_lambda <= 1.0:
         raise ValueError(f"gamma={gamma!r}, gae_lambda={gae_lambda!r} are invalid: expected "
                          "reals in [0, 1]")
+    tensors = (rewards, values, last_value) + (() if dones is None else (dones,))
+    if all(x.device.type == "cpu" and not x.requires_grad for x in tensors):
+        # the same recursion on numpy views (identical float ops, ~5x less overhead per step)
+        adv = _gae_loop(*(x.numpy() for x in tensors[:3]), gamma, gae_lambda,
+                        None if dones is None else dones.numpy())
+        advantages = torch.from_numpy(adv)
+        return advantages, advantages + values
     horizon = rewards.shape[0]
     advantages = torch.empty_like(rewards)
     next_adv = torch.zeros_like(last_value)
@@ -62,6 +70,25 @@ def compute_gae(rewards: Tensor, values: Tensor, last_value: Tensor, gamma: floa
         advantages[t] = next_adv
         next_value = values[t]
     return advantages, advantages + values
+
+
+def _gae_loop(rewards: np.ndarray, values: np.ndarray, last_value: np.ndarray, gamma: float,
+              gae_lambda: float, dones: np.ndarray | None) -> np.ndarray:
+    """:func:`compute_gae`'s backward recursion on numpy arrays (same dtype, same ops)."""
+    advantages = np.empty_like(rewards)
+    next_adv = np.zeros_like(last_value)
+    next_value = last_value
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        if dones is None:
+            delta = rewards[t] + gamma * next_value - values[t]  # §6.1 GAE δ_t
+            next_adv = delta + (gamma * gae_lambda) * next_adv
+        else:
+            live = 1.0 - dones[t]
+            delta = rewards[t] + gamma * live * next_value - values[t]
+            next_adv = delta + (gamma * gae_lambda) * live * next_adv
+        advantages[t] = next_adv
+        next_value = values[t]
+    return advantages
 
 
 class RolloutBuffer:

@@ -39,16 +39,23 @@ class RunningMeanStd:
         self.mean = np.zeros(shape, dtype=np.float64)
         self.var = np.ones(shape, dtype=np.float64)
         self.count = float(epsilon)
+        self._delta = np.empty(shape, dtype=np.float64)
 
     def update(self, x: np.ndarray) -> None:
         """Merge one sample ``x`` (of shape ``shape``) into the statistics.
 
-        The k = 1 case of :meth:`update_batch` (batch variance 0), without its reductions.
+        The k = 1 case of :meth:`update_batch` (batch variance 0), without its reductions,
+        computed in place (the same float64 operations as
+        ``μ ← μ + δ/n'``, ``σ² ← (σ²·n + δ²·n/n') / n'`` with δ = x − μ, n' = n + 1).
         """
-        delta = x - self.mean
-        total = self.count + 1.0
-        self.mean = self.mean + delta * (1.0 / total)
-        self.var = (self.var * self.count + delta**2 * (self.count / total)) / total
+        delta, total = self._delta, self.count + 1.0
+        np.subtract(x, self.mean, out=delta)
+        self.mean += delta * (1.0 / total)
+        np.square(delta, out=delta)
+        delta *= self.count / total
+        self.var *= self.count
+        self.var += delta
+        self.var /= total
         self.count = total
 
     def update_batch(self, batch: np.ndarray, k: int | None = None) -> None:
@@ -95,23 +102,35 @@ class ObsNormalizer:
         self.clip, self.epsilon = float(clip), float(epsilon)
         self.rms = RunningMeanStd((self.n_agents, self.obs_dim))
 
-    def __call__(self, obs: np.ndarray, update: bool = False) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, update: bool = False,
+                 out: np.ndarray | None = None) -> np.ndarray:
         """Normalise ``obs`` ``[..., N, obs_dim]`` (updating the statistics first if asked).
 
         Returns:
-            float32 array of the same shape.
+            float32 array of the same shape (``out`` when given).
         """
         if update:
-            self.rms.update(np.asarray(obs, dtype=np.float64))
-        return self.normalize(obs)
+            self.rms.update(obs)
+        return self.normalize(obs, out=out)
 
-    def normalize(self, obs: np.ndarray) -> np.ndarray:
-        """ô = clip((o − μ) / sqrt(σ² + ε), −c, c) as float32, without updating."""
+    def normalize(self, obs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """ô = clip((o − μ) / sqrt(σ² + ε), −c, c) as float32, without updating.
+
+        Args:
+            obs: ``[..., N, obs_dim]``.
+            out: optional float32 array of ``obs``'s shape to write the result into.
+        """
         if obs.shape[-2:] != (self.n_agents, self.obs_dim):
             raise ValueError(f"obs has shape {obs.shape}: expected [..., n_agents="
                              f"{self.n_agents}, obs_dim={self.obs_dim}]")
-        scaled = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.epsilon)
-        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+        scaled = np.subtract(obs, self.rms.mean, dtype=np.float64)
+        scaled /= np.sqrt(self.rms.var + self.epsilon)
+        np.minimum(scaled, self.clip, out=scaled)  # = np.clip(scaled, -c, c), NaN kept
+        np.maximum(scaled, -self.clip, out=scaled)
+        if out is None:
+            return scaled.astype(np.float32)
+        np.copyto(out, scaled, casting="same_kind")
+        return out
 
     def state(self) -> dict[str, Any]:
         """Everything a checkpoint needs to rebuild this normaliser."""
@@ -146,11 +165,21 @@ class RewardNormalizer:
         self.returns = np.zeros(int(n_agents), dtype=np.float64)
         self.rms = RunningMeanStd((int(n_agents),))
 
-    def __call__(self, reward: np.ndarray) -> np.ndarray:
-        """Update G_i and its variance with this step's rewards ``(N,)``; return r / std."""
-        self.returns = self.returns * self.gamma + reward
+    def __call__(self, reward: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Update G_i and its variance with this step's rewards ``(N,)``; return r / std.
+
+        The result is float64, or written into ``out`` (any float dtype) when given.
+        """
+        self.returns *= self.gamma
+        self.returns += reward
         self.rms.update(self.returns)
-        return np.clip(reward / np.sqrt(self.rms.var + self.epsilon), -self.clip, self.clip)
+        scaled = reward / np.sqrt(self.rms.var + self.epsilon)
+        np.minimum(scaled, self.clip, out=scaled)  # = np.clip(scaled, -c, c), NaN kept
+        np.maximum(scaled, -self.clip, out=scaled)
+        if out is None:
+            return scaled
+        np.copyto(out, scaled, casting="same_kind")
+        return out
 
     def reset(self) -> None:
         """Start new discounted returns (a new episode), keeping the variance estimate."""

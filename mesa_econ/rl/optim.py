@@ -61,7 +61,11 @@ class StackedAdam:
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.steps = torch.zeros(self.n_slices, dtype=torch.float64)
         """Adam step count k of each slice."""
-        self._fused_steps = [torch.zeros(()) for _ in self.params]
+        self._fused_step = torch.zeros(())
+        self._fused_steps = [self._fused_step] * len(self.params)  # the kernel only reads them
+        self._uniform_step: int | None = 0
+        """The common step count while every slice has the same one (None once not)."""
+        self._views = [(self.n_slices, *([1] * (p.ndim - 1))) for p in self.params]
         self.last_grad_norm = torch.zeros(self.n_slices)
 
     def zero_grad(self) -> None:
@@ -86,10 +90,9 @@ class StackedAdam:
                                  for x in grads])
         norms = torch.linalg.vector_norm(per_param, dim=0)  # ‖∇θ_g‖ over all parameters
         if self.max_grad_norm is not None:
-            coef = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+            coef = (self.max_grad_norm / (norms + 1e-6)).clamp_(max=1.0)
             if bool((coef < 1.0).any()):
-                for x in grads:
-                    x.mul_(self._broadcast(coef, x))
+                torch._foreach_mul_(grads, [coef.view(shape) for shape in self._views])
         return norms
 
     @torch.no_grad()
@@ -103,11 +106,11 @@ class StackedAdam:
         grads = self._grads()
         self.last_grad_norm = self.clip_grad_norm_(grads)
         all_active = active is None or bool(active.all())
-        if all_active and bool((self.steps == self.steps[0]).all()):
+        if all_active and self._uniform_step is not None:
             # every slice at the same step count: torch's fused CPU kernel (one pass)
-            self.steps += 1.0
-            for s in self._fused_steps:
-                s.fill_(float(self.steps[0]))
+            self._uniform_step += 1
+            self.steps.fill_(float(self._uniform_step))
+            self._fused_step.fill_(float(self._uniform_step))
             torch._fused_adam_(self.params, grads, self.exp_avg, self.exp_avg_sq, [],
                                self._fused_steps, lr=self.lr, beta1=self.beta1,
                                beta2=self.beta2, weight_decay=0.0, eps=self.eps,
@@ -115,6 +118,8 @@ class StackedAdam:
             return
         self._masked_step(grads, torch.ones(self.n_slices, dtype=torch.bool)
                           if active is None else active)
+        uniform = bool((self.steps == self.steps[0]).all())
+        self._uniform_step = int(self.steps[0]) if uniform else None
 
     def _masked_step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
         """Adam with per-slice step counts; inactive slices are left untouched."""

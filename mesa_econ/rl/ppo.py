@@ -136,13 +136,46 @@ def _group_mean(per_agent: torch.Tensor, group_of: torch.Tensor, n_groups: int,
     return torch.zeros(n_groups).index_add_(0, group_of, per_agent) / counts
 
 
+def _ppo_losses(policy: Any, mb: dict[str, torch.Tensor],
+                config: PPOConfig) -> dict[str, torch.Tensor]:
+    """Each agent's PPO loss on one minibatch ``mb`` (agent-major ``[n, B, ...]``) and its
+    statistics, all ``[n]``: loss, pg_loss, v_loss, entropy, approx_kl, old_approx_kl,
+    clipfrac."""
+    newlogprob, entropy, newvalue = policy.evaluate_agents(mb["obs"], mb["actions"])
+    logratio = newlogprob - mb["logprobs"]  # [n, B]
+    ratio = logratio.exp()
+    out: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        out["old_approx_kl"] = (-logratio).mean(1)
+        out["approx_kl"] = ((ratio - 1) - logratio).mean(1)
+        out["clipfrac"] = ((ratio - 1.0).abs() > config.clip_coef).float().mean(1)
+    mb_adv = mb["advantages"]
+    if config.norm_adv:  # per agent: statistics over this minibatch's time steps
+        mb_adv = (mb_adv - mb_adv.mean(1, keepdim=True)) / (mb_adv.std(1, keepdim=True) + 1e-8)
+    pg_loss1 = -mb_adv * ratio
+    pg_loss2 = -mb_adv * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef)
+    pg_loss = torch.max(pg_loss1, pg_loss2).mean(1)
+    mb_returns, mb_values = mb["returns"], mb["values"]
+    v_loss_unclipped = (newvalue - mb_returns) ** 2
+    if config.clip_vloss:
+        v_clipped = mb_values + torch.clamp(newvalue - mb_values, -config.clip_coef,
+                                            config.clip_coef)
+        v_loss_clipped = (v_clipped - mb_returns) ** 2
+        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean(1)
+    else:
+        v_loss = 0.5 * v_loss_unclipped.mean(1)
+    out["loss"] = pg_loss - config.ent_coef * entropy + v_loss * config.vf_coef
+    out["pg_loss"], out["v_loss"], out["entropy"] = pg_loss, v_loss, entropy
+    return out
+
+
 def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: PPOConfig,
                generator: torch.Generator) -> dict[str, float]:
     """One PPO update (epochs × minibatches over time) of all agents. Implements §6.1.
 
     Args:
-        policy: a PolicyEnsemble (``evaluate(obs, u) -> (log_prob, entropy, value)``,
-            shapes ``[B, N]``; ``group_of``, ``n_groups``).
+        policy: a PolicyEnsemble (``evaluate_agents(obs, u) -> (log_prob, entropy, value)``
+            in agent-major layout; ``group_of``, ``n_groups``).
         optimizer: a StackedAdam over the policy's parameters (its ``lr`` is used as is).
         buf: a finished rollout buffer (advantages and returns computed).
         config: the PPO hyperparameters.
@@ -156,54 +189,41 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
     t_steps = buf.horizon
     n_groups, group_of = policy.n_groups, policy.group_of
     counts = torch.bincount(group_of, minlength=n_groups).to(torch.float32)
-    weight = 1.0 / counts[group_of]  # a group's loss is the mean of its agents' losses
+    # groups: a group's loss is the mean of its agents' losses (independent: weight 1)
+    weight = None if n_groups == policy.n_agents else 1.0 / counts[group_of]
     active = torch.ones(n_groups, dtype=torch.bool)
     epochs_run = torch.zeros(n_groups)
     mb_size = t_steps // config.num_minibatches
     clipfracs: list[torch.Tensor] = []
+    # agent-major copies [N, T, ...]: each minibatch is one gather along time, and the
+    # losses reduce over the (contiguous) last dim
+    data = {"obs": buf.obs.transpose(0, 1), "actions": buf.actions.transpose(0, 1),
+            "logprobs": buf.logprobs.T, "advantages": buf.advantages.T,
+            "returns": buf.returns.T, "values": buf.values.T}
+    data = {k: v.contiguous() for k, v in data.items()}
     for _ in range(config.update_epochs):
         perm = torch.randperm(t_steps, generator=generator)
         for start in range(0, t_steps, mb_size):
             idx = perm[start:start + mb_size]
-            newlogprob, entropy, newvalue = policy.evaluate(buf.obs[idx], buf.actions[idx])
-            logratio = newlogprob - buf.logprobs[idx]  # [B, N]
-            ratio = logratio.exp()
-            with torch.no_grad():
-                old_approx_kl = (-logratio).mean(0)  # [N]
-                approx_kl = ((ratio - 1) - logratio).mean(0)
-                clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean(0))
-            mb_adv = buf.advantages[idx]
-            if config.norm_adv:  # per agent: statistics over this minibatch's time steps
-                mb_adv = (mb_adv - mb_adv.mean(0)) / (mb_adv.std(0) + 1e-8)
-            pg_loss1 = -mb_adv * ratio
-            pg_loss2 = -mb_adv * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef)
-            pg_loss = torch.max(pg_loss1, pg_loss2).mean(0)  # [N]
-            mb_returns, mb_values = buf.returns[idx], buf.values[idx]
-            v_loss_unclipped = (newvalue - mb_returns) ** 2
-            if config.clip_vloss:
-                v_clipped = mb_values + torch.clamp(newvalue - mb_values, -config.clip_coef,
-                                                    config.clip_coef)
-                v_loss_clipped = (v_clipped - mb_returns) ** 2
-                v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean(0)
-            else:
-                v_loss = 0.5 * v_loss_unclipped.mean(0)
-            entropy_loss = entropy.mean(0)
-            loss_i = pg_loss - config.ent_coef * entropy_loss + v_loss * config.vf_coef
+            stats = _ppo_losses(policy, {k: v[:, idx] for k, v in data.items()}, config)
+            loss_i = stats["loss"] if weight is None else stats["loss"] * weight
             optimizer.zero_grad()
-            (loss_i * weight).sum().backward()  # Σ_i: each agent's gradient is its own
+            loss_i.sum().backward()  # Σ_i: each agent's gradient is its own
+            clipfracs.append(stats["clipfrac"])
             optimizer.step(active)
         epochs_run += active.float()
         if config.target_kl is not None:
-            group_kl = _group_mean(approx_kl, group_of, n_groups, counts)
+            group_kl = _group_mean(stats["approx_kl"], group_of, n_groups, counts)
             active = active & (group_kl <= config.target_kl)
             if not bool(active.any()):
                 break
     y_pred, y_true = buf.values.numpy().ravel(), buf.returns.numpy().ravel()
     var_y = np.var(y_true)
     explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
-    return {"pg_loss": float(pg_loss.detach().mean()), "value_loss": float(v_loss.detach().mean()),
-            "entropy": float(entropy_loss.detach().mean()), "approx_kl": float(approx_kl.mean()),
-            "old_approx_kl": float(old_approx_kl.mean()),
+    last = {k: float(v.detach().mean()) for k, v in stats.items()}
+    return {"pg_loss": last["pg_loss"], "value_loss": last["v_loss"],
+            "entropy": last["entropy"], "approx_kl": last["approx_kl"],
+            "old_approx_kl": last["old_approx_kl"],
             "clipfrac": float(torch.stack(clipfracs).mean()),
             "explained_variance": float(explained_var),
             "epochs": float(epochs_run.mean()),
@@ -227,6 +247,7 @@ class PPO(Trainer):
 
     algo_name = "ppo"
     config_class = PPOConfig
+    defer_critic = True  # the ensemble is fixed during a rollout
 
     def __init__(self, model: Any, config: PPOConfig | None = None) -> None:
         config = PPOConfig() if config is None else config
@@ -269,7 +290,8 @@ class PPO(Trainer):
     @torch.no_grad()
     def bootstrap_value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(s_T) from the critic (the rollout end is a truncation, not a terminal)."""
-        return self.ensemble(obs)[2]
+        cached = self.cached_value(obs)
+        return self.ensemble.critic_value(obs) if cached is None else cached
 
     def update(self, iteration: int, iterations: int, last_value: torch.Tensor) -> dict[str,
                                                                                       float]:

@@ -8,6 +8,11 @@ A rollout of T steps runs all N agents in one batched policy call per step::
     model.step()
     r = normalise_reward(model.last_rewards)                # [N], per agent
 
+With ``defer_critic`` (PPO) the step runs the actor alone, ``u = μ(obs) + σ·ε`` with the
+same draw ``policy.act`` makes, and log π(u_t|s_t) and V(s_t) for all T + 1 observations
+follow after the rollout in one batched pass (the critic reads its weights once instead
+of T times).
+
 Environment decision (documented in docs/learning.md): the economy is open-ended, so by
 default the model keeps running across iterations and every rollout end is a truncation
 (GAE bootstraps from the critic). With ``episode_length`` set (a multiple of the rollout
@@ -30,6 +35,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from mesa_econ.policies.actor_critic import gaussian_log_prob
 from mesa_econ.rl.buffer import RolloutBuffer
 from mesa_econ.rl.normalize import ObsNormalizer, RewardNormalizer
 
@@ -97,17 +103,28 @@ class Trainer:
         self._prices = np.empty((config.num_steps + 1, m))
         self._episode_t = 0
         self._next_obs: tuple[Any, int, torch.Tensor] | None = None
+        self._means: torch.Tensor | None = None
+        self._last_value: tuple[torch.Tensor, torch.Tensor] | None = None
         self.env_steps = 0
         self.iteration = 0
         self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ environment
-    def observe(self, update: bool = True) -> torch.Tensor:
-        """The current environment's observations, normalised per agent ``[N, obs_dim]``."""
+    def observe(self, update: bool = True, out: np.ndarray | None = None) -> torch.Tensor:
+        """The current environment's observations, normalised per agent ``[N, obs_dim]``.
+
+        Args:
+            update: merge them into the observation normaliser's statistics first.
+            out: optional float32 array ``[N, obs_dim]`` to write them into (the returned
+                tensor then shares its memory).
+        """
         raw = self.env.observe()
-        if self.obs_normalizer is None:
-            return torch.from_numpy(raw)
-        return torch.from_numpy(self.obs_normalizer(raw, update=update))
+        if self.obs_normalizer is not None:
+            raw = self.obs_normalizer(raw, update=update, out=out)
+        elif out is not None:
+            np.copyto(out, raw)
+            raw = out
+        return torch.from_numpy(raw)
 
     def _maybe_reset(self) -> bool:
         """Rebuild the market if the episode is over; return whether it was rebuilt."""
@@ -128,6 +145,13 @@ class Trainer:
         return self.observe()
 
     # ------------------------------------------------------------------ rollouts
+    defer_critic = False
+    """Whether :meth:`collect` leaves V(s_t) and log π(u_t|s_t) to one batched pass after
+    the rollout (for policies with ``actor_mean``, ``critic_value`` and ``agent_log_std``:
+    the per-step work is then the actor alone). The values equal the per-step ones up to
+    float32 rounding of the differently shaped products; the log-probabilities are the
+    same numbers. Subclasses whose policy changes during a rollout keep it False."""
+
     @torch.no_grad()
     def collect(self, policy: Any, next_obs: torch.Tensor) -> tuple[torch.Tensor, dict[str,
                                                                                      float]]:
@@ -142,28 +166,72 @@ class Trainer:
             The normalised observation after the rollout, and rollout statistics
             (mean raw reward per agent-step, volatility of the quoted prices).
         """
-        env, buf = self.env, self.buffer
+        env, buf, horizon = self.env, self.buffer, self.config.num_steps
         scale, gen = env.trade_scale, env.torch_generator
+        deferred = self.defer_critic and all(  # methods of the class: a NormalizedPolicy
+            callable(getattr(type(policy), name, None))  # (normalises) does not qualify
+            for name in ("actor_mean", "critic_value", "agent_log_std"))
+        # numpy views of the buffer (shared memory): the loop writes each step in place
+        obs_np, act_np, rew_np = buf.obs.numpy(), buf.actions.numpy(), buf.rewards.numpy()
+        if deferred:
+            log_std = policy.agent_log_std()
+            std = torch.exp(log_std)  # = sample_gaussian's exp(log_std), once per rollout
+            means = self._means_buffer().numpy()
         reward_sum = 0.0
         self._prices[0] = env.prices
-        obs = next_obs
-        for t in range(self.config.num_steps):
-            u, logp, value = policy.act(obs, generator=gen)
-            env.submit_orders(scale * np.clip(u.numpy(), -1.0, 1.0))
+        buf.obs[0].copy_(next_obs)
+        obs = buf.obs[0]
+        for t in range(horizon):
+            if deferred:  # u = μ + σ·ε exactly as policy.act samples it
+                mean = policy.actor_mean(obs)
+                u = torch.randn(mean.shape, generator=gen, dtype=mean.dtype).mul_(std)
+                u += mean
+                means[t] = mean.numpy()
+            else:
+                u, logp, value = policy.act(obs, generator=gen)
+                buf.logprobs[t] = logp
+                buf.values[t] = value
+            u_np = u.numpy()
+            act_np[t] = u_np
+            volumes = np.minimum(u_np, 1.0)  # = np.clip(u, -1, 1), without its overhead
+            np.maximum(volumes, -1.0, out=volumes)
+            if scale != 1.0:
+                volumes *= scale
+            env.submit_orders(volumes)
             env.step()
             raw_reward = env.last_rewards
             reward_sum += float(raw_reward.sum())
-            reward = (self.reward_normalizer(raw_reward) if self.reward_normalizer is not None
-                      else raw_reward)
-            buf.add(t, obs, u, logp, value, torch.from_numpy(reward))
+            if self.reward_normalizer is not None:
+                self.reward_normalizer(raw_reward, out=rew_np[t])
+            else:
+                rew_np[t] = raw_reward
             self._prices[t + 1] = env.prices
-            obs = self.observe()
-        self.env_steps += self.config.num_steps
-        self._episode_t += self.config.num_steps
+            obs = self.observe(out=obs_np[t + 1] if t + 1 < horizon else None)
+        if deferred:
+            buf.logprobs.copy_(gaussian_log_prob(buf.actions, self._means, log_std))
+            values = policy.critic_value(torch.cat([buf.obs, obs.unsqueeze(0)]))
+            buf.values.copy_(values[:-1])
+            self._last_value = (obs, values[-1])
+        self.env_steps += horizon
+        self._episode_t += horizon
         prices = self._prices
-        stats = {"mean_reward": reward_sum / (self.config.num_steps * self.n_agents),
+        stats = {"mean_reward": reward_sum / (horizon * self.n_agents),
                  "volatility": float(np.mean(prices.var(axis=0)))}  # §7.1, mean over assets
         return obs, stats
+
+    def _means_buffer(self) -> torch.Tensor:
+        """Per-step policy means ``[T, N, act_dim]`` of a deferred rollout (allocated once)."""
+        if self._means is None:
+            self._means = torch.empty(self.config.num_steps, self.n_agents, self.act_dim)
+        return self._means
+
+    def cached_value(self, obs: torch.Tensor) -> torch.Tensor | None:
+        """V(``obs``) if the last deferred rollout computed it (its final observation)."""
+        cached = self._last_value
+        if cached is not None and cached[0] is obs:
+            self._last_value = None
+            return cached[1]
+        return None
 
     # ------------------------------------------------------------------ training loop
     def update(self, iteration: int, iterations: int, last_value: torch.Tensor) -> dict[str,

@@ -1,0 +1,142 @@
+"""Batched math on stacked per-policy weights: the layers of a PolicyEnsemble.
+
+Every policy g has its own weights ``W[g]`` ``[in, out]`` and bias ``b[g]`` ``[1, out]``,
+stacked along a leading dimension G; a layer maps a grouped batch h ``[G, R, in]`` (R rows
+per policy) to ``[G, R, out]``. :func:`mlp` runs one tanh MLP this way and picks, per
+layer, the fastest op for the shapes at hand (measured on the 2-core benchmark machine,
+torch 2.13 CPU with MKL, one thread; see docs/learning.md):
+
+- acting (no autograd, usually R = 1): a narrow first layer (obs_dim <= 16) of G >= 32
+  policies as multiply-and-sum (MKL's batched GEMM spends ~0.3 µs per policy on a
+  ``[1, obs_dim]`` product), and tanh in its sigmoid form above
+  :data:`~mesa_econ.policies.actor_critic.TANH_FAST_MIN_NUMEL` elements, in place;
+- training (autograd, R = minibatch length): above :data:`TRAIN_FUSED_MIN_NUMEL` output
+  elements, :class:`TanhLayer` and :class:`ColumnHead` (hand-written backward passes with
+  fewer full-size temporaries), and a narrow head (2-15 outputs) as the transposed
+  product ``(Wᵀ hᵀ)ᵀ``, ~2x faster than ``h W`` in MKL when W has few columns.
+
+Every choice depends only on G, R and the layer widths, so a PolicyView (one policy's
+slice of the weights, the same R) takes the same ops as the full ensemble and gets the same
+numbers bit for bit. The training forms differ from the acting ones by float32 rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mesa_econ.policies.actor_critic import _MINUS_ONE, TANH_FAST_MIN_NUMEL, tanh
+
+__all__ = ["ColumnHead", "TanhLayer", "affine", "mlp", "narrow_affine", "plist"]
+
+Tensor = torch.Tensor
+
+TRAIN_FUSED_MIN_NUMEL = 4 * TANH_FAST_MIN_NUMEL
+"""Training layers with at least this many output elements use :class:`TanhLayer` and
+:class:`ColumnHead`; below it their ~25 µs of Python per call outweighs the gain."""
+
+
+def plist(params: nn.ParameterList) -> list[Tensor]:
+    """The parameters of a ParameterList, in order (without its slow ``__getitem__``)."""
+    return list(params._parameters.values())
+
+
+def narrow_affine(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """``b + x @ w`` for one row per policy (x ``[G, 1, in]``) as multiply-and-sum over ``in``."""
+    return (x.mT * w).sum(1, keepdim=True).add_(b)
+
+
+def affine(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """Stacked affine map ``b + h @ w`` for h ``[G, R, in]``, w ``[G, in, out]``, b ``[G, 1, out]``.
+
+    A width-1 output (the value head) is computed as a multiply-and-sum instead: MKL's
+    batched GEMM with one output column rounds differently for different batch counts,
+    which would break the bit-for-bit agreement between the ensemble and a PolicyView.
+    """
+    if w.shape[-1] == 1:
+        return (h * w.mT).sum(-1, keepdim=True) + b
+    return torch.baddbmm(b, h, w)
+
+
+class TanhLayer(torch.autograd.Function):
+    """tanh(b + h @ w) for stacked h ``[G, R, in]``, w ``[G, in, out]``, b ``[G, 1, out]``.
+
+    The sigmoid form of :func:`~mesa_econ.policies.actor_critic.tanh` with the factor 2
+    folded into the product (``baddbmm`` with α = β = 2 gives 2z exactly), and the
+    backward written out: dz = (1 − y²)·dy, dh = dz wᵀ, dw = hᵀ dz, db = Σ_R dz.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, h: Tensor, w: Tensor,
+                b: Tensor) -> Tensor:
+        """y = 2·σ(2(b + h w)) − 1, saving h, w and y."""
+        y = torch.baddbmm(b, h, w, beta=2.0, alpha=2.0).sigmoid_()
+        y = torch.add(_MINUS_ONE, y, alpha=2.0, out=y)
+        ctx.save_for_backward(h, w, y)
+        return y
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+        """(dh, dw, db) from dy."""
+        h, w, y = ctx.saved_tensors
+        dz = torch.ops.aten.tanh_backward(grad, y)
+        dh = torch.bmm(dz, w.mT) if ctx.needs_input_grad[0] else None
+        return dh, torch.bmm(h.mT, dz), dz.sum(1, keepdim=True)
+
+
+class ColumnHead(torch.autograd.Function):
+    """b + h @ w for a one-column head (w ``[G, in, 1]``) without a ``[G, R, in]`` temporary.
+
+    Forward as the row product wᵀ hᵀ; backward dh = dv wᵀ (broadcast), dw = (dvᵀ h)ᵀ (a
+    row-vector product, ~2x faster than reducing dv·h), db = Σ_R dv.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, h: Tensor, w: Tensor,
+                b: Tensor) -> Tensor:
+        """v = b + h w as ``[G, R, 1]``, saving h and w."""
+        ctx.save_for_backward(h, w)
+        return torch.baddbmm(b, w.mT, h.mT).mT
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(dh, dw, db) from dv."""
+        h, w = ctx.saved_tensors
+        return grad * w.mT, torch.bmm(grad.mT, h).mT, grad.sum(1, keepdim=True)
+
+
+def mlp(xg: Tensor, weights: list[Tensor], biases: list[Tensor], n_groups: int,
+        train: bool = False) -> Tensor:
+    """A stacked tanh MLP (linear head) on a grouped batch ``xg`` ``[G', R, in]``.
+
+    Args:
+        xg: the input rows of each policy.
+        weights, biases: the layers, ``[G', in, out]`` and ``[G', 1, out]`` (G' = G, or a
+            slice of the policies).
+        n_groups: G of the whole ensemble: with R it decides the ops (never the slice's
+            G', so a slice computes its rows exactly as the whole ensemble does).
+        train: pick the fastest ops under autograd (see the module docstring).
+
+    Returns:
+        ``[G', R, out]`` of the last layer.
+    """
+    rows = xg.shape[-2]
+    h = xg
+    for k, (w, b) in enumerate(zip(weights[:-1], biases[:-1], strict=True)):
+        numel = n_groups * rows * w.shape[-1]
+        if train and numel >= TRAIN_FUSED_MIN_NUMEL:
+            h = TanhLayer.apply(h, w, b)
+            continue
+        if k == 0 and rows == 1 and n_groups >= 32 and w.shape[-2] <= 16:
+            z = narrow_affine(h, w, b)
+        else:
+            z = torch.baddbmm(b, h, w)
+        h = tanh(z, not train and numel >= TANH_FAST_MIN_NUMEL, inplace=True)
+    w, b = weights[-1], biases[-1]
+    if train and w.shape[-1] == 1 and n_groups * rows * w.shape[-2] >= TRAIN_FUSED_MIN_NUMEL:
+        return ColumnHead.apply(h, w, b)
+    if train and 1 < w.shape[-1] < 16:
+        return torch.baddbmm(b.mT, w.mT, h.mT).mT
+    return affine(h, w, b)
