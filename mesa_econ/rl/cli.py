@@ -119,9 +119,10 @@ def run_training(scenario: str, algo: str, iterations: int, seed: int, out: str 
     params = scenario_params(scenario, **dict(model_kwargs or {}))
     if n_agents is not None:
         params["n_agents"] = n_agents
-    for key in ("policy", "rng", "seed"):  # the trainer owns the policy, --seed the seed
+    for key in ("policy", "rng", "seed", "collect_every"):  # owned by the trainer and --seed
         params.pop(key, None)
-    model = EconomyModel(**params, rng=seed)
+    # nothing reads the training market's DataCollector: the trainer logs its own metrics
+    model = EconomyModel(**params, rng=seed, collect_every=0)
     trainer = algo_cls(model, cfg)
     seeds = [seed + 1000 + k for k in range(eval_seeds)]
     evaluation = {"initial": summarize_returns(

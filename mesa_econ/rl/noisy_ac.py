@@ -28,7 +28,6 @@ importance ratio ρ = min(π_θ(u|s) / π_{θ+ξ}(u|s), ``rho_clip``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -270,28 +269,6 @@ class NoisyAC(Trainer):
                 "approx_kl": float(approx_kl), "is_ratio": float(ratio.mean()),
                 "sigma_xi": sigma, "xi_norm": xi_norm,
                 "grad_norm": float(self.optimizer.last_grad_norm.mean())}
-
-    # ------------------------------------------------------------------ public API
-    def policy(self) -> Any:
-        """The trained agents as one policy object acting on raw model observations."""
-        if self.obs_normalizer is None:
-            return self.ensemble
-        return NormalizedPolicy(self.ensemble, self.obs_normalizer)
-
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """Raw actions u ``[N, act_dim]`` for raw observations (the model's generator)."""
-        u, _, _ = self.policy().act(obs, generator=self.env.torch_generator,
-                                    deterministic=deterministic)
-        return u
-
-    def save(self, path: Any) -> Any:
-        """Write a checkpoint (safetensors + JSON); returns what ``save_checkpoint`` does."""
-        from mesa_econ.rl.checkpoint import save_checkpoint
-
-        return save_checkpoint(self.ensemble, path, algo=self.algo_name,
-                               config=dataclasses.asdict(self.config),
-                               obs_normalizer=self.obs_normalizer)
 
 
 def _make_ensemble(model: Any, existing: Any) -> Any:

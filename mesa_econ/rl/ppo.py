@@ -18,7 +18,6 @@ still one batched matrix product per layer.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -303,25 +302,3 @@ class PPO(Trainer):
         metrics = ppo_update(self.ensemble, self.optimizer, self.buffer, cfg, self.generator)
         metrics["lr"] = self.optimizer.lr
         return metrics
-
-    # ------------------------------------------------------------------ public API
-    def policy(self) -> Any:
-        """The trained agents as one policy object acting on raw model observations."""
-        if self.obs_normalizer is None:
-            return self.ensemble
-        return NormalizedPolicy(self.ensemble, self.obs_normalizer)
-
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """Raw actions u ``[N, act_dim]`` for raw observations (the model's generator)."""
-        u, _, _ = self.policy().act(obs, generator=self.env.torch_generator,
-                                    deterministic=deterministic)
-        return u
-
-    def save(self, path: Any) -> Any:
-        """Write a checkpoint (see :mod:`mesa_econ.rl.checkpoint`); returns its directory."""
-        from mesa_econ.rl.checkpoint import save_checkpoint
-
-        return save_checkpoint(self.ensemble, path, algo=self.algo_name,
-                               config=dataclasses.asdict(self.config),
-                               obs_normalizer=self.obs_normalizer)

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from mesa_econ.policies.actor_critic import gaussian_log_prob
 from mesa_econ.rl.buffer import RolloutBuffer
-from mesa_econ.rl.normalize import ObsNormalizer, RewardNormalizer
+from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
 
 __all__ = ["Trainer", "fresh_env", "training_generators"]
 
@@ -284,3 +284,25 @@ class Trainer:
             bar.set_postfix(reward=f"{stats['mean_reward']:.4g}",
                             vol=f"{stats['volatility']:.3g}")
         return pd.DataFrame(self.history)
+
+    # ------------------------------------------------------------------ public API
+    def policy(self) -> Any:
+        """The trained agents as one policy object acting on raw model observations."""
+        if self.obs_normalizer is None:
+            return self.ensemble
+        return NormalizedPolicy(self.ensemble, self.obs_normalizer)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Raw actions u ``[N, act_dim]`` for raw observations (the model's generator)."""
+        u, _, _ = self.policy().act(obs, generator=self.env.torch_generator,
+                                    deterministic=deterministic)
+        return u
+
+    def save(self, path: Any) -> Any:
+        """Write a checkpoint (see :mod:`mesa_econ.rl.checkpoint`); returns its directory."""
+        from mesa_econ.rl.checkpoint import save_checkpoint
+
+        return save_checkpoint(self.ensemble, path, algo=self.algo_name,
+                               config=dataclasses.asdict(self.config),
+                               obs_normalizer=self.obs_normalizer)
