@@ -176,8 +176,8 @@ class BondingCurve(ABC):
         Notes:
             (R(S + Δ) - R(S)) / Δ lies between f(S) and f(S + Δ) for nondecreasing f.
         """
-        c = self.cost(supply, delta)
         s, d = self._inputs(supply, delta)
+        c = self.cost(s, d)
         nonzero = d != 0
         return np.where(nonzero, c / np.where(nonzero, d, 1.0), self._price(s))  # §3.1
 
@@ -286,6 +286,10 @@ class BondingCurve(ABC):
         return bound
 
     def _check_supply(self, s: FloatArray, name: str) -> None:
+        if s.ndim == 1 and s.size <= 16 and s.shape == self._shape:  # the model's arrays
+            pairs = zip(s.tolist(), self._supply_bound.tolist(), strict=True)
+            if all(0.0 <= x <= b for x, b in pairs):
+                return
         limit = np.broadcast_to(self.max_supply, s.shape)
         if np.any(bad := ~(np.isfinite(s) & (s >= 0) & (s <= limit))):
             i = np.flatnonzero(bad)[0]

@@ -216,7 +216,8 @@ def settle_curve(orders: np.ndarray, capital: np.ndarray, supply: np.ndarray,
         orders, fill = _fill_sells_to(orders, target, short)
         flow = orders.sum(axis=0)
         cost = curve.cost(supply, flow)
-    price = curve.average_price(supply, flow)
+    moved = flow != 0.0
+    price = np.where(moved, cost / np.where(moved, flow, 1.0), curve.price(supply))  # p̄_j
     return orders, orders @ price, cost, price, fill
 
 

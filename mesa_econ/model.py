@@ -384,7 +384,7 @@ class EconomyModel(mesa.Model):
         if volumes.shape != (self.n_agents, self.n_assets):
             raise ValueError(f"volumes shape {volumes.shape} is invalid: expected "
                              f"(n_agents, n_assets)=({self.n_agents}, {self.n_assets})")
-        if not np.all(np.isfinite(volumes)):
+        if not math.isfinite(volumes.sum()):  # one reduction: NaN and inf propagate
             raise ValueError("volumes contain NaN or inf: expected finite trade volumes")
         self._pending_orders = volumes
 
