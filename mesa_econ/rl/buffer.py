@@ -7,6 +7,8 @@ tensors are allocated once and overwritten every iteration.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -55,28 +57,16 @@ def compute_gae(rewards: Tensor, values: Tensor, last_value: Tensor, gamma: floa
                         None if dones is None else dones.numpy())
         advantages = torch.from_numpy(adv)
         return advantages, advantages + values
-    horizon = rewards.shape[0]
-    advantages = torch.empty_like(rewards)
-    next_adv = torch.zeros_like(last_value)
-    next_value = last_value
-    for t in range(horizon - 1, -1, -1):
-        if dones is None:
-            delta = rewards[t] + gamma * next_value - values[t]  # §6.1 GAE δ_t
-            next_adv = delta + (gamma * gae_lambda) * next_adv
-        else:
-            live = 1.0 - dones[t]
-            delta = rewards[t] + gamma * live * next_value - values[t]
-            next_adv = delta + (gamma * gae_lambda) * live * next_adv
-        advantages[t] = next_adv
-        next_value = values[t]
+    advantages = _gae_loop(rewards, values, last_value, gamma, gae_lambda, dones)
     return advantages, advantages + values
 
 
-def _gae_loop(rewards: np.ndarray, values: np.ndarray, last_value: np.ndarray, gamma: float,
-              gae_lambda: float, dones: np.ndarray | None) -> np.ndarray:
-    """:func:`compute_gae`'s backward recursion on numpy arrays (same dtype, same ops)."""
-    advantages = np.empty_like(rewards)
-    next_adv = np.zeros_like(last_value)
+def _gae_loop(rewards: Any, values: Any, last_value: Any, gamma: float, gae_lambda: float,
+              dones: Any | None) -> Any:
+    """:func:`compute_gae`'s backward recursion, on numpy arrays or torch tensors alike."""
+    lib = torch if isinstance(rewards, torch.Tensor) else np
+    advantages = lib.empty_like(rewards)
+    next_adv = lib.zeros_like(last_value)
     next_value = last_value
     for t in range(rewards.shape[0] - 1, -1, -1):
         if dones is None:
