@@ -122,6 +122,53 @@ def test_curve_settlement_reserve_shortfall_fills_sells_partially():
     np.testing.assert_allclose(-executed[0, 0], 10.0 - np.sqrt(80.0), rtol=1e-9)
 
 
+def test_reserve_shortfall_does_not_let_buyers_overspend():
+    """f = S, S = 10, reserve 20 < R(S) = 50. A sells 10, B (capital 5) buys 1.
+
+    The reserve pins the net flow at Δ* with R(10) − R(10 + Δ*) = 20, i.e.
+    (10 + Δ*)² = 60, Δ* = √60 − 10, and the clearing price at p* = 20 / −Δ* ≈ 8.873.
+    B's buy is budgeted at p*: it gets 5 / p* tokens, not the 1 / 5.5-priced amount the
+    requested flow's average price would allow (which overspent before this was fixed).
+    """
+    curve = make_curve("linear", n_assets=1, slope=1.0, intercept=0.0)
+    executed, pay, dres, price, fill = settle_curve(
+        np.array([[-10.0], [1.0]]), np.array([0.0, 5.0]), np.array([10.0]),
+        np.array([20.0]), curve)
+    delta_star = np.sqrt(60.0) - 10.0
+    np.testing.assert_allclose(price, [20.0 / -delta_star], rtol=1e-8)
+    np.testing.assert_allclose(executed.sum(), delta_star, rtol=1e-8)
+    assert pay[1] <= 5.0 and executed[1, 0] == pytest.approx(5.0 / price[0], rel=1e-8)
+    assert 20.0 + dres[0] >= 0.0 and fill[0] < 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["linear", "logarithmic", "exponential", "sigmoid", "power"]),
+       n=st.integers(2, 8), m=st.integers(1, 3), dilution=st.floats(0.0, 1.0),
+       scale=st.floats(0.01, 100), wealth=st.floats(0.01, 100),
+       seed=st.integers(0, 2**32 - 1))
+def test_curve_settlement_is_feasible_with_a_diluted_reserve(kind, n, m, dilution, scale,
+                                                             wealth, seed):
+    """Whatever the reserve, nobody overspends, the reserve never goes negative, and
+    Σ payments = Σ reserve change (money is conserved)."""
+    rng = np.random.default_rng(seed)
+    curve = make_curve(kind, n_assets=m)
+    holdings = rng.uniform(0, 20, (n, m))
+    supply = holdings.sum(axis=0)
+    reserve = dilution * curve.reserve(supply)
+    capital = rng.uniform(0, wealth, n)
+    # sellers dump their holdings while buyers bid more than they can pay: the case where
+    # a reserve shortfall and binding budgets meet
+    sellers = rng.random((n, 1)) < 0.5
+    orders = np.where(sellers, -holdings * rng.uniform(0.5, 1.0, (n, m)),
+                      np.abs(rng.normal(size=(n, m))) * scale)
+    executed, pay, dres, _, fill = settle_curve(orders, capital, supply, reserve, curve)
+    assert np.all(capital - pay >= -1e-9 * np.maximum(capital, 1.0))
+    assert np.all(reserve + dres >= -1e-9 * np.maximum(reserve, 1.0))
+    assert np.all(executed >= -holdings - 1e-12)
+    assert np.all((fill > 0) | (fill == 0)) and np.all(fill <= 1.0)
+    np.testing.assert_allclose(pay.sum(), dres.sum(), rtol=1e-9, atol=1e-9)
+
+
 def test_spot_settlement_hand_example():
     """§5.2 literal: B −= ã·P(t). P = 2, agent buys 3 → pays 6; reserve +6."""
     executed, pay, dres, price, _ = settle_spot(np.array([[3.0], [-1.0]]),
