@@ -198,40 +198,38 @@ def settle_curve(orders: np.ndarray, capital: np.ndarray, supply: np.ndarray,
     Notes:
         Δ_j = Σ_i ã_ij clears at p̄_j = (R_j(S_j + Δ_j) − R_j(S_j)) / Δ_j (p̄ = f(S) when
         Δ = 0); agent i pays Σ_j ã_ij p̄_j and the reserve moves by R(S+Δ) − R(S), so
-        Σ_i payment_i = Σ_j reserve change exactly. Buys are scaled to the budget at the
-        provisional p̄ of the requested flow; scaling buys down lowers p̄ (f is
-        nondecreasing), so the final payment stays within the budget. An asset whose net
-        sale the reserve cannot pay ("short") has its net flow pinned at the Δ* with
-        R(S) − R(S + Δ*) = reserve, so its clearing price is known in advance,
-        p* = reserve / −Δ*: buys are budgeted at p* and the sells filled to reach Δ*.
-        Budgeting buys at p* can create a new short asset (less buying there), so this
-        repeats until no new asset is short (at most M + 1 passes).
+        Σ_i payment_i = Σ_j reserve change exactly.
+
+        Budgets: buys are scaled so that they cost at most the capital at unit prices u_j,
+        starting from the p̄ of the requested flow. Scaling buys down lowers p̄ (f is
+        nondecreasing), so usually the final p̄ <= u and one pass suffices. An asset whose
+        net sale the reserve cannot pay is filled partially: its net flow is pinned at
+        the Δ* with R(S) − R(S + Δ*) = reserve, which can raise its price above u; then
+        u_j is raised to that price and the pass repeats. u only rises, so buys only
+        shrink and the passes end with p̄ <= u: nobody pays more than its capital.
 
     Returns:
         (executed, payments, reserve_change, clearing_price, sell_fill)
     """
-    m = orders.shape[1]
     unit = curve.average_price(supply, orders.sum(axis=0))  # provisional p̄
-    short = np.zeros(m, dtype=bool)
-    target = np.zeros(m)
-    fill = np.ones(m)
-    for _ in range(m + 1):
+    for _ in range(4 * orders.shape[1] + 4):
         executed = scale_buys_to_budget(orders, capital, unit)
-        if short.any():
-            executed, fill = _fill_sells_to(executed, target, short)
+        fill = np.ones(orders.shape[1])
         flow = executed.sum(axis=0)
         cost = curve.cost(supply, flow)
-        newly = ~short & (reserve + cost < 0.0)
-        if not newly.any():
-            break
-        short |= newly  # the reserve cannot pay these sales in full: fill them partially
-        target = curve.supply_for_deposit(supply, -np.where(short, reserve, 0.0))
-        pinned = np.where(target < 0.0, reserve / np.where(target < 0.0, -target, 1.0),
-                          curve.price(supply))
-        unit = np.where(short, pinned * (1.0 + 1e-9), unit)  # p*, with rounding headroom
-    moved = flow != 0.0
-    price = np.where(moved, cost / np.where(moved, flow, 1.0), curve.price(supply))  # p̄_j
-    return executed, executed @ price, cost, price, fill
+        short = reserve + cost < 0.0
+        if short.any():  # the reserve cannot pay these sales in full: fill them partially
+            target = curve.supply_for_deposit(supply, -np.where(short, reserve, 0.0))
+            executed, fill = _fill_sells_to(executed, target, short)
+            flow = executed.sum(axis=0)
+            cost = curve.cost(supply, flow)
+        moved = flow != 0.0
+        price = np.where(moved, cost / np.where(moved, flow, 1.0), curve.price(supply))
+        if np.all(price <= unit):
+            return executed, executed @ price, cost, price, fill  # p̄_j
+        unit = np.maximum(unit, price * (1.0 + 1e-9))  # headroom for rounding
+    raise FloatingPointError("curve settlement did not find budget-feasible trades; "
+                             f"unit prices {unit}, clearing prices {price}")
 
 
 def settle_spot(orders: np.ndarray, capital: np.ndarray, reserve: np.ndarray,
