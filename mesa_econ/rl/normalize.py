@@ -123,14 +123,22 @@ class ObsNormalizer:
         if obs.shape[-2:] != (self.n_agents, self.obs_dim):
             raise ValueError(f"obs has shape {obs.shape}: expected [..., n_agents="
                              f"{self.n_agents}, obs_dim={self.obs_dim}]")
-        scaled = np.subtract(obs, self.rms.mean, dtype=np.float64)
-        scaled /= np.sqrt(self.rms.var + self.epsilon)
-        np.minimum(scaled, self.clip, out=scaled)  # = np.clip(scaled, -c, c), NaN kept
-        np.maximum(scaled, -self.clip, out=scaled)
+        scaled = self._scaled(obs, self.rms.mean, self.rms.var)
         if out is None:
             return scaled.astype(np.float32)
         np.copyto(out, scaled, casting="same_kind")
         return out
+
+    def normalize_agent(self, obs: np.ndarray, agent: int) -> np.ndarray:
+        """:meth:`normalize` with agent ``agent``'s statistics, obs ``[..., obs_dim]``."""
+        return self._scaled(obs, self.rms.mean[agent], self.rms.var[agent]).astype(np.float32)
+
+    def _scaled(self, obs: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        scaled = np.subtract(obs, mean, dtype=np.float64)
+        scaled /= np.sqrt(var + self.epsilon)
+        np.minimum(scaled, self.clip, out=scaled)  # = np.clip(scaled, -c, c), NaN kept
+        np.maximum(scaled, -self.clip, out=scaled)
+        return scaled
 
     def state(self) -> dict[str, Any]:
         """Everything a checkpoint needs to rebuild this normaliser."""
@@ -249,10 +257,8 @@ class _NormalizedView:
         return f"NormalizedView({self.view!r})"
 
     def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        rms, norm = self.normalizer.rms, self.normalizer
         x = obs.detach().cpu().numpy()
-        scaled = (x - rms.mean[self.agent]) / np.sqrt(rms.var[self.agent] + norm.epsilon)
-        return torch.from_numpy(np.clip(scaled, -norm.clip, norm.clip).astype(np.float32))
+        return torch.from_numpy(self.normalizer.normalize_agent(x, self.agent))
 
     def __call__(self, obs: torch.Tensor) -> Any:
         return self.view(self._normalize(obs))
