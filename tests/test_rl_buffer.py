@@ -215,3 +215,25 @@ def test_gae_numpy_loop_equals_torch_loop(dtype, terminal):
     adv_t, ret_t = compute_gae(rewards, values, last.requires_grad_(), 0.97, 0.9, dones)
     assert adv.dtype == dtype and not adv.requires_grad and adv_t.requires_grad
     assert torch.equal(adv, adv_t.detach()) and torch.equal(ret, ret_t.detach())
+
+
+def test_normalized_agent_view_equals_the_batched_row():
+    """A NormalizedPolicy's agent_view(i) normalises with agent i's statistics exactly as
+    the batched call does for row i (same float32 input to the same ensemble row)."""
+    from mesa_econ.policies import PolicyEnsemble
+    from mesa_econ.rl.normalize import NormalizedPolicy
+
+    rng = np.random.default_rng(0)
+    norm = ObsNormalizer(n_agents=5, obs_dim=4, clip=2.0)
+    for _ in range(3):
+        norm(rng.normal(3.0, 4.0, size=(8, 5, 4)), update=True)
+    policy = NormalizedPolicy(PolicyEnsemble(5, 4, 2, hidden=(16, 16),
+                                             generator=torch.Generator().manual_seed(1)), norm)
+    obs = torch.from_numpy(rng.normal(3.0, 9.0, size=(5, 4)).astype(np.float32))
+    mean, _, value = policy(obs)
+    for i in range(5):
+        np.testing.assert_array_equal(norm.normalize_agent(obs[i].numpy(), i),
+                                      norm.normalize(obs.numpy())[i])
+        m_i, _, v_i = policy.agent_view(i)(obs[i])
+        torch.testing.assert_close(m_i.reshape(-1), mean[i], rtol=0, atol=1e-6)
+        torch.testing.assert_close(v_i.reshape(-1), value[i].reshape(-1), rtol=0, atol=1e-6)
