@@ -225,8 +225,8 @@ def test_normalized_agent_view_equals_the_batched_row():
 
     rng = np.random.default_rng(0)
     norm = ObsNormalizer(n_agents=5, obs_dim=4, clip=2.0)
-    for _ in range(3):
-        norm(rng.normal(3.0, 4.0, size=(8, 5, 4)), update=True)
+    for _ in range(8):
+        norm(rng.normal(3.0, 4.0, size=(5, 4)), update=True)
     policy = NormalizedPolicy(PolicyEnsemble(5, 4, 2, hidden=(16, 16),
                                              generator=torch.Generator().manual_seed(1)), norm)
     obs = torch.from_numpy(rng.normal(3.0, 9.0, size=(5, 4)).astype(np.float32))
