@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from mesa.discrete_space import Network
 
-from mesa_econ import metrics
+from mesa_econ import metrics, pricing
 from mesa_econ.agents import TraderAgent
 from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConfig
 from mesa_econ.curves import BondingCurve, make_curve
@@ -403,7 +403,7 @@ class EconomyModel(mesa.Model):
         if mc.shock_step is not None and self.t == mc.shock_step:
             assets = list(mc.shock_assets) if mc.shock_assets is not None else slice(None)
             self._shock[assets] += mc.shock_size
-        z = p.factor_mean + self._factor_std * self.rng.standard_normal(self.n_assets)
+        z = pricing.draw_factors(self.rng, p.factor_mean, self._factor_std)  # §2.1
         z = z + self._shock  # §9 shock: a spike in Z_j
         self._shock *= mc.shock_decay
         return z
