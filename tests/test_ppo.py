@@ -175,10 +175,19 @@ def test_same_seed_same_training_curves():
 
 
 @pytest.mark.parametrize("n_agents", [4, 40])
-def test_deferred_rollout_equals_per_step_acting(n_agents):
-    """PPO's rollout runs the actor alone and evaluates log-probs and values after it: the
-    same trajectory and log-probabilities as acting with policy.act each step, values
-    equal to float32 rounding (products of another shape), V(s_T) from the same pass."""
+@pytest.mark.parametrize("numpy_actor", [True, False])
+def test_deferred_rollout_equals_per_step_acting(n_agents, numpy_actor, monkeypatch):
+    """PPO's rollout runs the actor alone and evaluates log-probs and values after it.
+
+    With the torch actor (``actor_mean``) it is the same trajectory and the same
+    log-probabilities as acting with policy.act each step; with the numpy actor (the
+    default for independent policies) they agree to float32 rounding. Values agree to
+    float32 rounding either way (products of another shape), V(s_T) from the same pass.
+    """
+    made = []  # the numpy actors the rollouts built
+    original = PolicyEnsemble.numpy_actor
+    monkeypatch.setattr(PolicyEnsemble, "numpy_actor", lambda self: made.append(
+        original(self) if numpy_actor else None) or made[-1])
     rollouts = []
     for defer in (True, False):
         model = EconomyModel(**{**SMALL, "n_agents": n_agents, "n_assets": 2}, rng=3)
@@ -188,11 +197,16 @@ def test_deferred_rollout_equals_per_step_acting(n_agents):
         rollouts.append((algo, obs, algo.bootstrap_value(obs)))
     (fast, obs, last), (slow, obs_ref, last_ref) = rollouts
     for name in ("obs", "actions", "rewards", "logprobs"):
-        assert torch.equal(getattr(fast.buffer, name), getattr(slow.buffer, name)), name
-    assert torch.equal(obs, obs_ref)
+        got, want = getattr(fast.buffer, name), getattr(slow.buffer, name)
+        if numpy_actor:
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+        else:
+            assert torch.equal(got, want), name
+    torch.testing.assert_close(obs, obs_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(fast.buffer.values, slow.buffer.values, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(last, last_ref, rtol=1e-5, atol=1e-6)
     assert fast.cached_value(obs) is None  # used once
+    assert len(made) == 1 and (made[0] is not None) == numpy_actor  # the deferred rollout's
 
 
 def test_log_counts_steps_and_anneals_lr():

@@ -35,7 +35,7 @@ from mesa_econ.policies.actor_critic import (
     orthogonal_weight,
     sample_gaussian,
 )
-from mesa_econ.policies.stacked import mlp, plist
+from mesa_econ.policies.stacked import NumpyMLP, mlp, plist
 
 Tensor = torch.Tensor
 
@@ -204,8 +204,26 @@ class PolicyEnsemble(nn.Module):
         Bit-identical to ``forward(obs)[0]``; skips the critic (for rollouts whose values
         are computed afterwards in one batch, see :meth:`critic_value`).
         """
+        n = self.n_agents
+        if obs.shape == (n, self.obs_dim) and self.n_groups == n:
+            # one step of independent policies (a rollout's hot path): [N, 1, D] is already
+            # the grouped batch, so the reshapes of the general case are skipped
+            out = mlp(obs.unsqueeze(1), plist(self.actor_w), plist(self.actor_b), n)
+            return out.view(n, self.act_dim)
         xg, lead, batch = self._grouped_input(obs)
         return self._output(self._mlp("actor", xg), lead, batch, self.act_dim)
+
+    def numpy_actor(self) -> NumpyMLP | None:
+        """The actors as a :class:`~mesa_econ.policies.stacked.NumpyMLP` for rollouts.
+
+        Maps one step's observations ``[N, obs_dim]`` (float32 ndarray) to the policy means
+        ``[N, act_dim]``, equal to :meth:`actor_mean`'s to float32 rounding and ~2x faster
+        per step. ``None`` when agents share groups (the rollout then uses
+        :meth:`actor_mean`).
+        """
+        if self.n_groups != self.n_agents:
+            return None
+        return NumpyMLP(plist(self.actor_w), plist(self.actor_b))
 
     def critic_value(self, obs: Tensor) -> Tensor:
         """The values V(s) ``[..., N]`` alone (bit-identical to ``forward(obs)[2]``)."""

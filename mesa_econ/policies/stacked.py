@@ -22,12 +22,14 @@ numbers bit for bit. The training forms differ from the acting ones by float32 r
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from mesa_econ.policies.actor_critic import _MINUS_ONE, TANH_FAST_MIN_NUMEL, tanh
 
-__all__ = ["ColumnHead", "TanhLayer", "affine", "mlp", "narrow_affine", "plist"]
+__all__ = ["ColumnHead", "NumpyMLP", "TanhLayer", "affine", "mlp", "mlp_backward", "mlp_forward",
+           "narrow_affine", "plist"]
 
 Tensor = torch.Tensor
 
@@ -140,3 +142,104 @@ def mlp(xg: Tensor, weights: list[Tensor], biases: list[Tensor], n_groups: int,
     if train and 1 < w.shape[-1] < 16:
         return torch.baddbmm(b.mT, w.mT, h.mT).mT
     return affine(h, w, b)
+
+
+# ---------------------------------------------------------------- hand-written training pass
+def _head(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """The linear head ``b + h @ w`` ``[G, R, k]``; a narrow one (k < 16) as ``(Wᵀ hᵀ)ᵀ``."""
+    if w.shape[-1] < 16:  # MKL: ~2x faster with the few output columns as rows
+        return torch.baddbmm(b.mT, w.mT, h.mT).mT
+    return torch.baddbmm(b, h, w)
+
+
+def mlp_forward(xg: Tensor, weights: list[Tensor], biases: list[Tensor],
+                n_groups: int) -> tuple[Tensor, list[Tensor]]:
+    """A stacked tanh MLP for training without autograd: the output and what
+    :func:`mlp_backward` needs.
+
+    The same function as :func:`mlp` (tanh hidden layers, linear head) on a grouped batch
+    ``xg`` ``[G, R, in]``; the sigmoid form of tanh above
+    :data:`~mesa_econ.policies.actor_critic.TANH_FAST_MIN_NUMEL` elements, the factor 2
+    folded into the product (``baddbmm`` with α = β = 2 gives 2z exactly).
+
+    Returns:
+        The head's output ``[G, R, out]`` and the activations ``[xg, y_1, ..., y_L]`` (the
+        input and every hidden layer's output).
+    """
+    rows = xg.shape[-2]
+    acts = [xg]
+    h = xg
+    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+        if n_groups * rows * w.shape[-1] >= TANH_FAST_MIN_NUMEL:
+            h = torch.baddbmm(b, h, w, beta=2.0, alpha=2.0).sigmoid_()
+            h = torch.add(_MINUS_ONE, h, alpha=2.0, out=h)
+        else:
+            h = torch.baddbmm(b, h, w).tanh_()
+        acts.append(h)
+    return _head(h, weights[-1], biases[-1]), acts
+
+
+def mlp_backward(acts: list[Tensor], weights: list[Tensor],
+                 grad_out: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """Gradients of the weights and biases of :func:`mlp_forward` given d(loss)/d(output).
+
+    Per layer, from the head down: dW = hᵀ dz, db = Σ_R dz, dh = dz Wᵀ, and through each
+    tanh dz = (1 − y²)·dy. The input's gradient is not formed.
+
+    Args:
+        acts: the activations returned by :func:`mlp_forward`.
+        weights: the layers' weights ``[G, in, out]`` (as passed to the forward pass).
+        grad_out: d(loss)/d(output) ``[G, R, out]``.
+
+    Returns:
+        ``(dW, db)``, lists in layer order, contiguous, shaped like the weights and biases.
+    """
+    w = weights[-1]
+    h = acts[-1]
+    if w.shape[-1] < 16:  # few columns as rows again: [G, k, R] @ [G, R, in]
+        dw_head = torch.bmm(grad_out.mT, h).mT.contiguous()
+    else:
+        dw_head = torch.bmm(h.mT, grad_out)
+    dws, dbs = [dw_head], [grad_out.sum(1, keepdim=True)]
+    if w.shape[-1] == 1:  # dh = dv wᵀ as a broadcast product
+        dh = grad_out * w.mT
+    else:
+        dh = torch.bmm(grad_out, w.mT)
+    for k in range(len(weights) - 2, -1, -1):
+        dz = torch.ops.aten.tanh_backward(dh, acts[k + 1])
+        dws.append(torch.bmm(acts[k].mT, dz))
+        dbs.append(dz.sum(1, keepdim=True))
+        if k > 0:
+            dh = torch.bmm(dz, weights[k].mT)
+    return dws[::-1], dbs[::-1]
+
+
+class NumpyMLP:
+    """A stacked tanh MLP evaluated in numpy on one row per policy, for rollouts.
+
+    Holds numpy views of the torch weights (shared memory: in-place optimizer steps are
+    seen at once; build a new one after replacing a parameter tensor). ``np.matmul`` on a
+    stack ``[G, 1, in] @ [G, in, out]`` runs one BLAS product per policy with little
+    overhead per call; for a rollout step of independent policies it measured 2-2.5x
+    faster than the torch ops of :func:`mlp` at G = 10-100 and 1.5x at G = 1000
+    (benchmark machine, one thread). The result equals :func:`mlp`'s to float32 rounding
+    (~1e-9 absolute on the actor's means), not bit for bit.
+
+    Args:
+        weights, biases: the layers, ``[G, in, out]`` and ``[G, 1, out]`` float32 tensors.
+    """
+
+    def __init__(self, weights: list[Tensor], biases: list[Tensor]) -> None:
+        self.weights = [w.detach().numpy() for w in weights]
+        self.biases = [b.detach().numpy() for b in biases]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The output ``[G, out]`` for inputs ``x`` ``[G, in]`` (one row per policy)."""
+        h = x[:, None, :]
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = np.matmul(h, w)
+            h += b
+            np.tanh(h, out=h)
+        out = np.matmul(h, self.weights[-1])
+        out += self.biases[-1]
+        return out[:, 0, :]

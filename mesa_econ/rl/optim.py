@@ -24,6 +24,11 @@ import torch
 
 __all__ = ["StackedAdam"]
 
+CAT_NORM_MAX_NUMEL = 2**18
+"""Up to this many weights in all, the per-slice gradient norms are one norm over the
+concatenated gradients (fewer ops, ~35% faster at 90k weights); above it, one norm per
+parameter (no copy; faster from ~250k weights on the benchmark machine)."""
+
 
 class StackedAdam:
     """Adam (Kingma & Ba) on stacked parameters, one independent optimiser per slice g.
@@ -67,6 +72,7 @@ class StackedAdam:
         """The common step count while every slice has the same one (None once not)."""
         self._views = [(self.n_slices, *([1] * (p.ndim - 1))) for p in self.params]
         self.last_grad_norm = torch.zeros(self.n_slices)
+        self._numel = sum(p.numel() for p in self.params)
 
     def zero_grad(self) -> None:
         """Drop the gradients (set to None, as ``optimizer.zero_grad()``)."""
@@ -82,13 +88,18 @@ class StackedAdam:
     def clip_grad_norm_(self, grads: list[torch.Tensor]) -> torch.Tensor:
         """Scale each slice's gradient to norm <= ``max_grad_norm``; return the norms [G].
 
-        Computed like ``torch.nn.utils.clip_grad_norm_``: the norm of the per-parameter
-        norms, then g ← g · min(1, max_norm / (‖g‖ + 1e-6)).
+        Computed like ``torch.nn.utils.clip_grad_norm_``: the norm of all of a slice's
+        gradient entries (the norm of its per-parameter norms, or, for small stacks, one
+        norm over their concatenation: equal up to float32 rounding), then
+        g ← g · min(1, max_norm / (‖g‖ + 1e-6)).
         """
         g = self.n_slices
-        per_param = torch.stack([torch.linalg.vector_norm(x.reshape(g, -1), dim=1)
-                                 for x in grads])
-        norms = torch.linalg.vector_norm(per_param, dim=0)  # ‖∇θ_g‖ over all parameters
+        rows = [x.reshape(g, -1) for x in grads]
+        if self._numel <= CAT_NORM_MAX_NUMEL:  # small: one norm over a copy of all rows
+            norms = torch.linalg.vector_norm(torch.cat(rows, 1), dim=1)
+        else:  # ‖∇θ_g‖ = the norm of the per-parameter norms
+            norms = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(x, dim=1) for x in rows]), dim=0)
         if self.max_grad_norm is not None:
             coef = (self.max_grad_norm / (norms + 1e-6)).clamp_(max=1.0)
             if bool((coef < 1.0).any()):

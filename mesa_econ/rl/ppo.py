@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mesa_econ.rl import ppo_grad
 from mesa_econ.rl.buffer import RolloutBuffer
 from mesa_econ.rl.normalize import NormalizedPolicy
 from mesa_econ.rl.optim import StackedAdam
@@ -193,22 +194,37 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
     active = torch.ones(n_groups, dtype=torch.bool)
     epochs_run = torch.zeros(n_groups)
     mb_size = t_steps // config.num_minibatches
-    clipfracs: list[torch.Tensor] = []
-    # agent-major copies [N, T, ...]: each minibatch is one gather along time, and the
-    # losses reduce over the (contiguous) last dim
-    data = {"obs": buf.obs.transpose(0, 1), "actions": buf.actions.transpose(0, 1),
-            "logprobs": buf.logprobs.T, "advantages": buf.advantages.T,
-            "returns": buf.returns.T, "values": buf.values.T}
-    data = {k: v.contiguous() for k, v in data.items()}
+    clipped = torch.zeros(policy.n_agents)  # rows outside [1 − ε, 1 + ε], per agent
+    by_hand = ppo_grad.supports(policy)
+    # all per-sample data agent-major in one tensor [N, T, D + A + 4]: one gather per
+    # epoch shuffles it, each minibatch is a slice along time of every agent's rows
+    d, a = buf.obs.shape[-1], buf.actions.shape[-1]
+    packed = torch.cat([buf.obs, buf.actions, buf.logprobs[..., None], buf.advantages[..., None],
+                        buf.returns[..., None], buf.values[..., None]], -1)  # [T, N, C]
+    columns = {"obs": slice(0, d), "actions": slice(d, d + a), "logprobs": d + a,
+               "advantages": d + a + 1, "returns": d + a + 2, "values": d + a + 3}
+    minibatches = 0
     for _ in range(config.update_epochs):
         perm = torch.randperm(t_steps, generator=generator)
+        shuffled = packed.index_select(0, perm).transpose(0, 1)  # [N, T, C]
+        if by_hand:  # −Â·w/B of every minibatch of the epoch at once
+            pg_weight = ppo_grad.surrogate_weights(shuffled[..., columns["advantages"]],
+                                                   mb_size, config.norm_adv, weight)
         for start in range(0, t_steps, mb_size):
-            idx = perm[start:start + mb_size]
-            stats = _ppo_losses(policy, {k: v[:, idx] for k, v in data.items()}, config)
-            loss_i = stats["loss"] if weight is None else stats["loss"] * weight
+            rows = shuffled[:, start:start + mb_size]
+            mb = {k: rows[..., c] for k, c in columns.items()}
+            last = start + mb_size == t_steps  # the epoch's last minibatch: KL, logs
             optimizer.zero_grad()
-            loss_i.sum().backward()  # Σ_i: each agent's gradient is its own
-            clipfracs.append(stats["clipfrac"])
+            if by_hand:  # the same gradients as autograd below, without the graph
+                mb["pg_weight"] = pg_weight[:, start:start + mb_size]
+                stats = ppo_grad.ppo_minibatch_grads(policy, mb, config, weight, stats=last)
+                clipped += stats["clipped"]
+            else:
+                stats = _ppo_losses(policy, mb, config)
+                loss_i = stats["loss"] if weight is None else stats["loss"] * weight
+                loss_i.sum().backward()  # Σ_i: each agent's gradient is its own
+                clipped += stats["clipfrac"] * mb_size
+            minibatches += 1
             optimizer.step(active)
         epochs_run += active.float()
         if config.target_kl is not None:
@@ -219,11 +235,11 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
     y_pred, y_true = buf.values.numpy().ravel(), buf.returns.numpy().ravel()
     var_y = np.var(y_true)
     explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
-    last = {k: float(v.detach().mean()) for k, v in stats.items()}
+    last = {k: float(v.detach().float().mean()) for k, v in stats.items()}
     return {"pg_loss": last["pg_loss"], "value_loss": last["v_loss"],
             "entropy": last["entropy"], "approx_kl": last["approx_kl"],
             "old_approx_kl": last["old_approx_kl"],
-            "clipfrac": float(torch.stack(clipfracs).mean()),
+            "clipfrac": float(clipped.sum()) / (policy.n_agents * minibatches * mb_size),
             "explained_variance": float(explained_var),
             "epochs": float(epochs_run.mean()),
             "grad_norm": float(optimizer.last_grad_norm.mean())}
