@@ -20,6 +20,8 @@ Decisions a user should know:
       on ``cost`` kept only where it shrinks the residual, so a tiny deposit on a large
       supply is accurate to rounding. Δ always has the sign of the amount.
     * ``PowerCurve.derivative`` at S = 0 with 0 < n < 1 is infinite: it raises.
+    * ``SupplyQuote`` is the market step's fast path: the public methods' checks and
+      numbers, with the supply checked once for all the trades priced from it.
     * The sigmoid reserve does not saturate: past the midpoint f → L and R grows like L·S.
 """
 
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import inspect
 import math
+import operator
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,6 +42,9 @@ FloatArray = npt.NDArray[np.float64]
 
 EXP_LOG_LIMIT = 700.0
 """Largest natural log of any value the exponential curve may produce (float64: ~709.78)."""
+
+_SMALL = 16
+"""Up to this many assets, checks loop over Python floats (cheaper than numpy calls)."""
 
 
 def _g(x: FloatArray) -> FloatArray:
@@ -242,23 +249,16 @@ class BondingCurve(ABC):
     def _inputs(
         self, supply: npt.ArrayLike, other: npt.ArrayLike | None = None, name: str = "delta"
     ) -> list[FloatArray]:
-        if (  # fast path: the model's per-asset float arrays (one check, no broadcasting)
-            type(supply) is np.ndarray
-            and supply.dtype == np.float64
-            and supply.shape == self._shape
-            and (other is None or (type(other) is np.ndarray and other.shape == self._shape
-                                   and other.dtype == np.float64))
+        if other is None and self._fits(supply):  # fast path: the model's per-asset arrays
+            return [supply]
+        if (
+            type(other) is np.ndarray
+            and other.dtype == np.float64
+            and other.shape == self._shape
+            and self._fits(supply)
+            and bool(np.isfinite(other).all())
         ):
-            lim = self._supply_bound
-            if supply.ndim == 1 and supply.size <= 16:  # a Python loop beats numpy calls
-                pairs = zip(supply.tolist(), lim.tolist(), strict=True)
-                ok = all(0.0 <= x <= b for x, b in pairs)
-            else:
-                ok = bool((supply >= 0.0).all()) and bool((supply <= lim).all())
-            if other is not None:
-                ok = ok and bool(np.isfinite(other).all())
-            if ok:
-                return [supply] if other is None else [supply, other]
+            return [supply, other]
         arrays = [np.asarray(supply, dtype=float)]
         if other is not None:
             arrays.append(np.asarray(other, dtype=float))
@@ -285,11 +285,31 @@ class BondingCurve(ABC):
             self.__dict__["_bound_cache"] = bound
         return bound
 
+    def _fits(self, s: Any) -> bool:
+        """Whether ``s`` is a float64 array of the parameters' shape in [0, max_supply].
+
+        NaN and inf fail (the bound is finite). The model's per-asset arrays are small:
+        for up to ``_SMALL`` entries, comparing Python floats costs less than numpy calls.
+        """
+        if type(s) is not np.ndarray or s.dtype != np.float64 or s.shape != self._shape:
+            return False
+        if s.ndim == 1 and s.size <= _SMALL:
+            low, high = self._domain_lists()
+            values = s.tolist()
+            return all(map(operator.le, low, values)) and all(map(operator.le, values, high))
+        return bool((s >= 0.0).all()) and bool((s <= self._supply_bound).all())
+
+    def _domain_lists(self) -> tuple[list[float], list[float]]:
+        """[0, ..., 0] and the supply bound as Python lists (for :meth:`_fits`)."""
+        lists = self.__dict__.get("_domain_cache")
+        if lists is None:
+            high = self._supply_bound.tolist()
+            lists = self.__dict__["_domain_cache"] = ([0.0] * len(high), high)
+        return lists
+
     def _check_supply(self, s: FloatArray, name: str) -> None:
-        if s.ndim == 1 and s.size <= 16 and s.shape == self._shape:  # the model's arrays
-            pairs = zip(s.tolist(), self._supply_bound.tolist(), strict=True)
-            if all(0.0 <= x <= b for x, b in pairs):
-                return
+        if self._fits(s):  # the model's arrays: one cheap pass
+            return
         limit = np.broadcast_to(self.max_supply, s.shape)
         if np.any(bad := ~(np.isfinite(s) & (s >= 0) & (s <= limit))):
             i = np.flatnonzero(bad)[0]
@@ -309,6 +329,83 @@ class BondingCurve(ABC):
                 f"{s.flat[i]:g} with {self!r}; use smaller supplies or rescale"
             )
         return values
+
+
+class SupplyQuote:
+    """One curve at one supply S: the costs and average prices of trades from S, checked once.
+
+    This is the market step's fast path (curve settlement prices several flows from the
+    same supply each step). The public methods check ``supply`` on every call and each
+    enter an ``np.errstate``; at the model's sizes (a few assets) that costs more than the
+    arithmetic. Here ``supply`` is checked once, each Δ by the one further condition that
+    :meth:`BondingCurve.cost` needs (S + Δ in the domain, which also rules out a non-finite
+    Δ), and the result must be finite, as ``cost`` requires. The same private kernel
+    then gives bit-for-bit the values of the public method. Any input that fails a check,
+    and any non-finite result, goes to the public method itself, so the error raised is
+    the one it raises (and values it accepts, e.g. a sum that overflows while every entry
+    is finite, come back unchanged).
+
+    Args:
+        curve: the assets' bonding curves.
+        supply: S, float64 of the curve's parameter shape (others take the public path).
+        spot: f(S) as ``curve.price(supply)`` returned it, if the caller has it (the model
+            keeps the last step's); otherwise computed, with ``price``'s checks, when needed.
+    """
+
+    __slots__ = ("_spot", "_supply_ok", "curve", "supply")
+
+    def __init__(self, curve: BondingCurve, supply: FloatArray,
+                 spot: FloatArray | None = None) -> None:
+        self.curve, self.supply, self._spot = curve, supply, spot
+        self._supply_ok = curve._fits(supply)
+
+    @property
+    def spot(self) -> FloatArray:
+        """f(S), with :meth:`BondingCurve.price`'s result and errors."""
+        if self._spot is None:
+            if self._supply_ok:
+                values = _quiet(self.curve._price, self.supply)
+                if _all_finite(values):
+                    self._spot = values
+                    return values
+            self._spot = self.curve.price(self.supply)
+        return self._spot
+
+    def cost(self, delta: FloatArray) -> FloatArray:
+        """R(S + Δ) − R(S): ``curve.cost(supply, delta)``, bit for bit, with its errors."""
+        curve, s = self.curve, self.supply
+        if self._supply_ok and curve._fits(s + delta):
+            values = _quiet(curve._cost, s, delta)
+            if _all_finite(values):
+                return values
+        return curve.cost(s, delta)
+
+    def average_price(self, delta: FloatArray, cost: FloatArray) -> FloatArray:
+        """(R(S + Δ) − R(S)) / Δ, and f(S) where Δ = 0, given ``cost = self.cost(delta)``.
+
+        The numbers of ``curve.average_price(supply, delta)``. f(S) is :attr:`spot`, read
+        only where some Δ is 0 (where every asset moved there is nothing to select).
+        """
+        if delta.ndim == 1 and delta.size <= _SMALL and 0.0 not in delta.tolist():  # moved
+            return cost / delta  # §3.1
+        moved = delta != 0.0
+        return np.where(moved, cost / np.where(moved, delta, 1.0), self.spot)  # §3.1
+
+
+@np.errstate(all="ignore")
+def _quiet(kernel: Callable[..., FloatArray], *args: FloatArray) -> FloatArray:
+    """``kernel(*args)`` with floating-point warnings off, as the public methods run it.
+
+    (The decorator form of ``np.errstate`` costs half its ``with`` form per call.)
+    """
+    return kernel(*args)
+
+
+def _all_finite(values: FloatArray) -> bool:
+    """Whether every entry is finite (what ``_guard`` accepts), cheaply for the model's sizes."""
+    if values.ndim == 1 and values.size <= _SMALL:
+        return all(map(math.isfinite, values.tolist()))
+    return math.isfinite(values.sum()) or bool(np.isfinite(values).all())
 
 
 def _as_float(value: Any) -> FloatArray | None:

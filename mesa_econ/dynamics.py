@@ -25,6 +25,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mesa_econ import pricing
+from mesa_econ.curves import SupplyQuote
+
+try:  # scipy's sparse kernels (private, stable since scipy 1.8): see _neighbour_sum
+    from scipy.sparse import _sparsetools
+except ImportError:  # pragma: no cover - a scipy that moved them: the public product
+    _sparsetools = None
 
 if TYPE_CHECKING:
     from scipy.sparse import sparray, spmatrix
@@ -149,7 +155,32 @@ def peer_influence(orders: np.ndarray, nu: float,
         return orders
     if adjacency is None:
         return orders + nu * (orders.sum(axis=0) - orders)  # §5.3, complete graph
-    return orders + nu * (adjacency @ orders)  # §5.3
+    return orders + nu * _neighbour_sum(adjacency, orders)  # §5.3
+
+
+def _neighbour_sum(adjacency: spmatrix | sparray, orders: np.ndarray) -> np.ndarray:
+    """``adjacency @ orders`` (Σ_k w_ik a_kj), bit for bit, cheaper at small N.
+
+    For a float64 CSR matrix and C-ordered float64 orders this calls the kernel that
+    scipy's ``@`` itself runs (``csr_matvec`` for one column, ``csr_matvecs`` for more,
+    as scipy dispatches), without the dispatch, which costs more than the product at
+    the model's sizes. Anything else takes the public product.
+    """
+    n = orders.shape[0]
+    if (_sparsetools is None or getattr(adjacency, "format", None) != "csr"
+            or adjacency.dtype != np.float64 or orders.dtype != np.float64
+            or orders.ndim != 2 or not orders.flags.c_contiguous
+            or adjacency.shape != (n, n)):
+        return adjacency @ orders
+    m = orders.shape[1]
+    out = np.zeros((n, m))
+    if m == 1:
+        _sparsetools.csr_matvec(n, n, adjacency.indptr, adjacency.indices, adjacency.data,
+                                orders.ravel(), out.ravel())
+    else:
+        _sparsetools.csr_matvecs(n, n, m, adjacency.indptr, adjacency.indices,
+                                 adjacency.data, orders.ravel(), out.ravel())
+    return out
 
 
 def clip_short_sales(orders: np.ndarray, holdings: np.ndarray) -> np.ndarray:
@@ -211,25 +242,56 @@ def settle_curve(orders: np.ndarray, capital: np.ndarray, supply: np.ndarray,
     Returns:
         (executed, payments, reserve_change, clearing_price, sell_fill)
     """
-    unit = curve.average_price(supply, orders.sum(axis=0))  # provisional p̄
+    return _settle_curve(orders, capital, reserve, SupplyQuote(curve, supply))[:5]
+
+
+def _settle_curve(orders: np.ndarray, capital: np.ndarray, reserve: np.ndarray,
+                  quote: SupplyQuote) -> tuple[np.ndarray, ...]:
+    """:func:`settle_curve` pricing through ``quote`` (the curve at S); also returns Δ.
+
+    The same operations on the same arrays as the public curve methods, so the same
+    numbers (see :class:`~mesa_econ.curves.SupplyQuote`), minus repeated work: a flow is
+    summed and costed once per executed array (when no budget binds, the requested flow
+    is the executed one, and its price is the provisional p̄ itself).
+
+    Returns:
+        (executed, payments, reserve_change, clearing_price, sell_fill, net_flow)
+    """
+    flow = orders.sum(axis=0)
+    cost = quote.cost(flow)
+    unit = quote.average_price(flow, cost)  # provisional p̄
+    priced, price = orders, unit  # flow, cost and price are those of `priced`
     for _ in range(4 * orders.shape[1] + 4):
         executed = scale_buys_to_budget(orders, capital, unit)
         fill = np.ones(orders.shape[1])
-        flow = executed.sum(axis=0)
-        cost = curve.cost(supply, flow)
-        short = reserve + cost < 0.0
-        if short.any():  # the reserve cannot pay these sales in full: fill them partially
-            target = curve.supply_for_deposit(supply, -np.where(short, reserve, 0.0))
+        if executed is not priced:  # budgets cut buys, or the last pass filled sells
+            flow = executed.sum(axis=0)
+            cost = quote.cost(flow)
+            price = None
+        if _any_negative_sum(reserve, cost):  # the reserve cannot pay these sales in full:
+            short = reserve + cost < 0.0  # fill them partially
+            target = quote.curve.supply_for_deposit(quote.supply,
+                                                    -np.where(short, reserve, 0.0))
             executed, fill = _fill_sells_to(executed, target, short)
             flow = executed.sum(axis=0)
-            cost = curve.cost(supply, flow)
-        moved = flow != 0.0
-        price = np.where(moved, cost / np.where(moved, flow, 1.0), curve.price(supply))
-        if np.all(price <= unit):
-            return executed, executed @ price, cost, price, fill  # p̄_j
+            cost = quote.cost(flow)
+            price = None
+        if price is None:
+            price = quote.average_price(flow, cost)
+        priced = executed
+        # `price is unit`: the requested flow executed unchanged, at its own finite p̄
+        if price is unit or np.all(price <= unit):
+            return executed, executed @ price, cost, price, fill, flow  # p̄_j
         unit = np.maximum(unit, price * (1.0 + 1e-9))  # headroom for rounding
     raise FloatingPointError("curve settlement did not find budget-feasible trades; "
                              f"unit prices {unit}, clearing prices {price}")
+
+
+def _any_negative_sum(a: np.ndarray, b: np.ndarray) -> bool:
+    """``(a + b < 0).any()``; for a few assets over Python floats (the same sums, cheaper)."""
+    if a.ndim == 1 and a.shape == b.shape and a.size <= 16:
+        return any(x + y < 0.0 for x, y in zip(a.tolist(), b.tolist(), strict=True))
+    return bool((a + b < 0.0).any())
 
 
 def settle_spot(orders: np.ndarray, capital: np.ndarray, reserve: np.ndarray,
@@ -276,7 +338,8 @@ def mint_burn(holdings: np.ndarray, supply: np.ndarray, psi: np.ndarray) -> np.n
 
 def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
                 curve: BondingCurve, noise: StepNoise,
-                adjacency: spmatrix | sparray | None = None) -> tuple[MarketState, StepInfo]:
+                adjacency: spmatrix | sparray | None = None, *,
+                curve_price: np.ndarray | None = None) -> tuple[MarketState, StepInfo]:
     """Advance the market one step. Implements §5.1-§5.3 with §3.1-§3.3 pricing.
 
     Args:
@@ -286,6 +349,9 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
         curve: the assets' bonding curves (vectorised over assets).
         noise: this step's random draws.
         adjacency: peer-influence weights (None: complete graph).
+        curve_price: f(S) at ``state.supply`` as ``curve.price`` gave it, if the caller
+            has it (the model keeps the last step's ``info.curve_price``); computed here
+            when needed otherwise.
 
     Returns:
         (new state, step info).
@@ -293,15 +359,17 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
     executed = peer_influence(orders, params.nu, adjacency)  # §5.3
     executed = clip_short_sales(executed, state.holdings)
     if params.settlement == "curve":
-        executed, payments, reserve_change, clearing, fill = settle_curve(
-            executed, state.capital, state.supply, state.reserve, curve)
+        quote = SupplyQuote(curve, state.supply, spot=curve_price)
+        executed, payments, reserve_change, clearing, fill, net_flow = _settle_curve(
+            executed, state.capital, state.reserve, quote)
     else:
         executed, payments, reserve_change, clearing, fill = settle_spot(
             executed, state.capital, state.reserve, state.price)
+        net_flow = executed.sum(axis=0)
     capital = state.capital - payments + params.income  # §5.2
-    net_flow = executed.sum(axis=0)
-    holdings = mint_burn(state.holdings + executed, state.supply + net_flow,
-                         params.psi)  # §5.3, then §5.1's ψ
+    holdings = state.holdings + executed  # §5.3
+    if params.psi.any():  # §5.1's ψ
+        holdings = mint_burn(holdings, state.supply + net_flow, params.psi)
     supply = holdings.sum(axis=0)  # §5.1: S_j = Σ_i H_ij
     reserve = np.maximum(state.reserve + reserve_change, 0.0)
     demand = np.maximum(executed, 0.0).sum(axis=0)
@@ -310,7 +378,7 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
         state.deviation, impact=impact, price=state.price, factors=noise.factors,
         factor_mean=params.factor_mean, theta=params.theta, sigma0=params.sigma0,
         sigma1=params.sigma1, zeta=params.zeta, dt=params.dt, dW=noise.dW)
-    curve_price = curve.price(supply)
+    curve_price = SupplyQuote(curve, supply).spot  # = curve.price(supply), checked alike
     price = pricing.quoted_price(curve_price, deviation, noise.eta, params.price_floor)
     new_state = MarketState(capital=capital, holdings=holdings, supply=supply,
                             reserve=reserve, deviation=deviation, price=price)

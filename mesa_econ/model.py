@@ -405,7 +405,8 @@ class EconomyModel(mesa.Model):
             self._shock[assets] += mc.shock_size
         z = pricing.draw_factors(self.rng, p.factor_mean, self._factor_std)  # §2.1
         z = z + self._shock  # §9 shock: a spike in Z_j
-        self._shock *= mc.shock_decay
+        if mc.shock_step is not None:  # (without one, the shock stays 0)
+            self._shock *= mc.shock_decay
         return z
 
     def step(self) -> None:
@@ -419,7 +420,8 @@ class EconomyModel(mesa.Model):
         draws = self.rng.standard_normal((2, self.n_assets))
         noise = StepNoise(factors=self.factors, dW=self._sqrt_dt * draws[0],
                           eta=self._sigma_eta * draws[1])
-        after, info = market_step(before, orders, p, self.curve, noise, self.adjacency)
+        after, info = market_step(before, orders, p, self.curve, noise, self.adjacency,
+                                  curve_price=self._curve_price)
         _check_finite(after)
         _freeze_state(after)
         _freeze(info.curve_price)
@@ -442,15 +444,18 @@ class EconomyModel(mesa.Model):
             self.datacollector.collect(self)
 
 
+_STATE_FIELDS = ("capital", "holdings", "supply", "reserve", "deviation", "price")
+
+
 def _freeze(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
+    a.setflags(write=False)
     return a
 
 
 def _freeze_state(state: MarketState) -> MarketState:
     """Make the state arrays read-only so the model's views can be handed out as they are."""
-    for name in ("capital", "holdings", "supply", "reserve", "deviation", "price"):
-        getattr(state, name).flags.writeable = False
+    for name in _STATE_FIELDS:
+        getattr(state, name).setflags(write=False)
     return state
 
 
@@ -488,17 +493,21 @@ def _make_demand(demand: Any, n: int, m: int, rng: np.random.Generator) -> np.nd
     return arr
 
 
-_STATE_FIELDS = ("capital", "holdings", "supply", "reserve", "deviation", "price")
-
-
 def _check_finite(state: MarketState) -> None:
     """Never carry NaN/inf in the state: fail loudly with the offending array's name.
 
     Holdings and supply need no check here: a non-finite supply fails the curve's domain
-    check inside the step already.
+    check inside the step already. The per-asset arrays are checked as Python floats when
+    there are few assets (cheaper than numpy reductions); a sum is finite only if every
+    term is, so one reduction serves otherwise.
     """
-    if math.isfinite(state.capital.sum() + state.reserve.sum() + state.deviation.sum()
-                     + state.price.sum()):
+    per_asset = (state.reserve, state.deviation, state.price)
+    if state.price.size <= 16:
+        values = state.reserve.tolist() + state.deviation.tolist() + state.price.tolist()
+        finite = all(map(math.isfinite, values))
+    else:
+        finite = math.isfinite(sum(a.sum() for a in per_asset))
+    if finite and math.isfinite(state.capital.sum()):
         return
     for name in _STATE_FIELDS:
         if not np.all(np.isfinite(getattr(state, name))):

@@ -71,6 +71,8 @@ def _same_shape(name: str, arr: FloatArray, shape: tuple[int, ...], what: str) -
 
 def _step_arrays(values: tuple[npt.ArrayLike, ...], *, finite: bool) -> tuple[FloatArray, ...]:
     """The six state arrays of a step as float arrays with consistent shapes (N, M)."""
+    if not finite and _consistent_float_arrays(values):  # the model's arrays: as they are
+        return values  # type: ignore[return-value]
     b0, b1, h0, h1, p0, p1 = (
         _array(name, value, ndim, finite=finite)
         for name, value, ndim in zip(_STEP_NAMES, values, (1, 1, 2, 2, 1, 1), strict=True)
@@ -81,6 +83,20 @@ def _step_arrays(values: tuple[npt.ArrayLike, ...], *, finite: bool) -> tuple[Fl
     _same_shape("holdings_after", h1, (n, m), "N from capital_before, M from price_before")
     _same_shape("price_after", p1, (m,), "M from price_before")
     return b0, b1, h0, h1, p0, p1
+
+
+def _consistent_float_arrays(values: tuple[npt.ArrayLike, ...]) -> bool:
+    """Whether the six step arrays are already float64 ndarrays of shapes (N,), (N,),
+    (N, M), (N, M), (M,), (M,): then :func:`_step_arrays` would return them unchanged
+    (``np.asarray`` of such an array is the array), and this check is cheaper."""
+    for value in values:
+        if type(value) is not np.ndarray or value.dtype != np.float64:
+            return False
+    b0, b1, h0, h1, p0, p1 = values
+    if h0.ndim != 2:
+        return False
+    n, m = h0.shape
+    return (b0.shape, b1.shape, h1.shape, p0.shape, p1.shape) == ((n,), (n,), (n, m), (m,), (m,))
 
 
 def _profit(

@@ -10,12 +10,15 @@ import scipy.sparse as sp
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from mesa_econ import pricing
 from mesa_econ.config import MarketConfig
 from mesa_econ.curves import make_curve
 from mesa_econ.dynamics import (
     MarketParams,
     MarketState,
     StepNoise,
+    _fill_sells_to,
+    _neighbour_sum,
     clip_short_sales,
     market_step,
     mint_burn,
@@ -331,3 +334,160 @@ def test_round_trip_profits_under_spot_settlement():
     state, _ = market_step(state, np.array([[-50.0], [0.0]]), params, curve, _quiet(1))
     assert state.holdings[0, 0] == pytest.approx(10.0)
     assert state.capital[0] > start + 1.0
+
+
+# ----------------------------------------------------------------- the fast path is exact
+def _reference_settle_curve(orders, capital, supply, reserve, curve):
+    """settle_curve as first written: every curve call through the public, checked method."""
+    unit = curve.average_price(supply, orders.sum(axis=0))
+    for _ in range(4 * orders.shape[1] + 4):
+        executed = scale_buys_to_budget(orders, capital, unit)
+        fill = np.ones(orders.shape[1])
+        flow = executed.sum(axis=0)
+        cost = curve.cost(supply, flow)
+        short = reserve + cost < 0.0
+        if short.any():
+            target = curve.supply_for_deposit(supply, -np.where(short, reserve, 0.0))
+            executed, fill = _fill_sells_to(executed, target, short)
+            flow = executed.sum(axis=0)
+            cost = curve.cost(supply, flow)
+        moved = flow != 0.0
+        price = np.where(moved, cost / np.where(moved, flow, 1.0), curve.price(supply))
+        if np.all(price <= unit):
+            return executed, executed @ price, cost, price, fill
+        unit = np.maximum(unit, price * (1.0 + 1e-9))
+    raise FloatingPointError("no budget-feasible trades")
+
+
+def _reference_market_step(state, orders, params, curve, noise, adjacency=None):
+    """market_step as first written: public curve methods, scipy's ``@``, no shortcuts."""
+    if params.nu == 0.0:
+        executed = orders
+    elif adjacency is None:
+        executed = orders + params.nu * (orders.sum(axis=0) - orders)
+    else:
+        executed = orders + params.nu * (adjacency @ orders)
+    executed = clip_short_sales(executed, state.holdings)
+    if params.settlement == "curve":
+        executed, payments, reserve_change, clearing, fill = _reference_settle_curve(
+            executed, state.capital, state.supply, state.reserve, curve)
+    else:
+        executed, payments, reserve_change, clearing, fill = settle_spot(
+            executed, state.capital, state.reserve, state.price)
+    capital = state.capital - payments + params.income
+    net_flow = executed.sum(axis=0)
+    holdings = mint_burn(state.holdings + executed, state.supply + net_flow, params.psi)
+    supply = holdings.sum(axis=0)
+    reserve = np.maximum(state.reserve + reserve_change, 0.0)
+    demand = np.maximum(executed, 0.0).sum(axis=0)
+    impact = pricing.market_impact(net_flow, demand, state.supply, params.kappa, params.lam)
+    deviation = pricing.update_deviation(
+        state.deviation, impact=impact, price=state.price, factors=noise.factors,
+        factor_mean=params.factor_mean, theta=params.theta, sigma0=params.sigma0,
+        sigma1=params.sigma1, zeta=params.zeta, dt=params.dt, dW=noise.dW)
+    curve_price = curve.price(supply)
+    price = pricing.quoted_price(curve_price, deviation, noise.eta, params.price_floor)
+    return (MarketState(capital=capital, holdings=holdings, supply=supply, reserve=reserve,
+                        deviation=deviation, price=price),
+            (executed, net_flow, demand, clearing, payments, reserve_change, fill, curve_price))
+
+
+def _same_bits(a, b) -> bool:
+    """Equal to the last bit (sign of zero included), with the same dtype and shape."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+_INFO_FIELDS = ("executed", "net_flow", "demand", "clearing_price", "payments",
+                "reserve_change", "sell_fill", "curve_price")
+_STATE_FIELDS = ("capital", "holdings", "supply", "reserve", "deviation", "price")
+
+
+@settings(max_examples=80, deadline=None)
+@example(kind="linear", settlement="curve", n=3, m=3, nu=0.0, psi=0.0, graph=False,
+         dilution=0.0, wealth=43.0, scale=10.0, seed=2)  # reserve short, budgets binding
+@given(kind=st.sampled_from(["linear", "logarithmic", "exponential", "sigmoid", "power"]),
+       settlement=st.sampled_from(["curve", "curve", "spot"]), n=st.integers(1, 30),
+       m=st.sampled_from([1, 2, 3, 20]), nu=st.sampled_from([0.0, 0.3]),
+       psi=st.sampled_from([0.0, 2.0, -3.0]), graph=st.booleans(),
+       dilution=st.sampled_from([0.0, 0.3, 1.0]), wealth=st.floats(0.01, 1000.0),
+       scale=st.floats(0.01, 50.0), seed=st.integers(0, 2**32 - 1))
+def test_market_step_fast_path_equals_the_checked_reference_bit_for_bit(
+        kind, settlement, n, m, nu, psi, graph, dilution, wealth, scale, seed):
+    """market_step (trusted curve path, scipy's CSR kernel called directly, f(S) passed on)
+    gives every array of the public-method reference bit for bit, over random states where
+    budgets bind and reserves run short (M = 20 takes the numpy branches of the checks)."""
+    rng = np.random.default_rng(seed)
+    curve = make_curve(kind, n_assets=m)
+    params = _params(n_agents=n, n_assets=m, settlement=settlement, nu=nu, psi=psi,
+                     kappa=1e-3, lam=1e-5, theta=0.5, sigma0=0.01, sigma1=0.01, zeta=0.1,
+                     income=0.5)
+    adjacency = None
+    if graph and n > 1:
+        adjacency = sp.random_array((n, n), density=0.4, rng=rng, format="csr") * 2.0
+        adjacency.setdiag(0.0)
+        adjacency.eliminate_zeros()
+    state = _state(rng.uniform(0, wealth, n), rng.uniform(0, 20, (n, m)), curve)
+    state = replace(state, reserve=dilution * state.reserve)
+    ref, curve_price = state, None
+    for _ in range(5):
+        orders = np.where(rng.random((n, m)) < 0.2, 0.0, rng.normal(size=(n, m)) * scale)
+        noise = StepNoise(factors=rng.normal(size=m) * 0.1, dW=rng.normal(size=m),
+                          eta=rng.normal(size=m) * 0.01)
+        state, info = market_step(state, orders, params, curve, noise, adjacency,
+                                  curve_price=curve_price)
+        ref, ref_info = _reference_market_step(ref, orders, params, curve, noise, adjacency)
+        for name in _STATE_FIELDS:
+            assert _same_bits(getattr(state, name), getattr(ref, name)), name
+        for name, want in zip(_INFO_FIELDS, ref_info, strict=True):
+            assert _same_bits(getattr(info, name), want), name
+        curve_price = info.curve_price if rng.random() < 0.5 else None
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["linear", "logarithmic", "exponential", "sigmoid", "power"]),
+       n=st.integers(1, 8), m=st.sampled_from([1, 3, 20]), dilution=st.floats(0.0, 1.0),
+       scale=st.floats(0.01, 100), wealth=st.floats(0.01, 100),
+       seed=st.integers(0, 2**32 - 1))
+def test_settle_curve_equals_the_checked_reference_bit_for_bit(kind, n, m, dilution, scale,
+                                                               wealth, seed):
+    """settle_curve through a SupplyQuote returns the reference's arrays exactly, also
+    where sellers dump into a short reserve while buyers bid beyond their budgets."""
+    rng = np.random.default_rng(seed)
+    curve = make_curve(kind, n_assets=m)
+    holdings = rng.uniform(0, 20, (n, m))
+    supply = holdings.sum(axis=0)
+    reserve = dilution * curve.reserve(supply)
+    capital = rng.uniform(0, wealth, n)
+    sellers = rng.random((n, 1)) < 0.5
+    orders = np.where(sellers, -holdings * rng.uniform(0.5, 1.0, (n, m)),
+                      np.abs(rng.normal(size=(n, m))) * scale)
+    orders[:, rng.random(m) < 0.3] = 0.0  # assets nobody trades clear at f(S)
+    got = settle_curve(orders, capital, supply, reserve, curve)
+    want = _reference_settle_curve(orders, capital, supply, reserve, curve)
+    assert all(_same_bits(a, b) for a, b in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("m", [1, 3])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_neighbour_sum_is_scipys_product_bit_for_bit(m, index_dtype):
+    """The direct CSR kernel call equals ``adjacency @ orders`` for weighted, unsorted and
+    64-bit-indexed matrices; other layouts take the public product."""
+    rng = np.random.default_rng(5)
+    n = 40
+    dense = np.where(rng.random((n, n)) < 0.2, rng.normal(size=(n, n)), 0.0)
+    np.fill_diagonal(dense, 0.0)
+    orders = rng.normal(size=(n, m)) * 10
+    csr = sp.csr_array(dense)
+    csr.indptr, csr.indices = csr.indptr.astype(index_dtype), csr.indices.astype(index_dtype)
+    unsorted = csr.copy()
+    for i in range(n):  # reverse each row's entries: same matrix, another summation order
+        lo, hi = unsorted.indptr[i], unsorted.indptr[i + 1]
+        unsorted.indices[lo:hi] = unsorted.indices[lo:hi][::-1].copy()
+        unsorted.data[lo:hi] = unsorted.data[lo:hi][::-1].copy()
+    unsorted.has_sorted_indices = False
+    for adjacency in (csr, unsorted, sp.csr_matrix(dense), sp.coo_array(dense),
+                      sp.csr_array(dense.astype(np.float32))):
+        assert _same_bits(_neighbour_sum(adjacency, orders), adjacency @ orders)
+    strided = np.asfortranarray(orders)  # not C-ordered: the public product
+    assert _same_bits(_neighbour_sum(csr, strided), csr @ strided)

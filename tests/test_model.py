@@ -237,3 +237,35 @@ def test_price_explosion_is_an_error_not_nan():
         for _ in range(200):
             model.step()
     assert np.all(np.isfinite(model.prices))
+
+
+def test_exponential_overflow_in_a_step_names_the_curve_limit():
+    """The step's fast settlement path raises the curve's own domain error: the trade that
+    would leave the exponential curve's float64 range, and the limit it breaks."""
+    model = EconomyModel(n_agents=4, n_assets=1, curve_params={"a": 1.0, "k": 5.0},
+                         initial_holdings=30.0, initial_capital=1e300, collect_every=0, rng=0)
+    model.submit_orders(np.full((4, 1), 50.0))
+    with pytest.raises(ValueError, match=r"exponential curve: supply \+ delta=320.0 is invalid"
+                                         r".*\(exponential overflow limit k\*S \+ ln\(a\)"):
+        model.step()
+    assert model.t == 0 and np.all(np.isfinite(model.prices))
+
+
+@pytest.mark.parametrize("m", [2, 20])
+@pytest.mark.parametrize("name", ["capital", "reserve", "deviation", "price"])
+def test_non_finite_state_is_an_error_naming_the_array(m, name):
+    """_check_finite (Python floats for few assets, reductions for many) names the array."""
+    from mesa_econ.dynamics import MarketState
+    from mesa_econ.model import _check_finite
+
+    arrays = {"capital": np.ones(3), "holdings": np.ones((3, m)), "supply": np.full(m, 3.0),
+              "reserve": np.ones(m), "deviation": np.zeros(m), "price": np.ones(m)}
+    _check_finite(MarketState(**arrays))
+    for bad in (np.nan, np.inf, -np.inf):
+        broken = {**arrays, name: arrays[name].copy()}
+        broken[name][-1] = bad
+        with pytest.raises(FloatingPointError, match=f"'{name}' became non-finite"):
+            _check_finite(MarketState(**broken))
+    huge = {**arrays, "price": np.full(m, 1e308)}  # finite, though the sum overflows
+    with np.errstate(over="ignore"):
+        _check_finite(MarketState(**huge))

@@ -279,3 +279,19 @@ def test_compute_rewards_names_non_finite_adjacency():
     adjacency = np.array([[0.0, np.inf], [1.0, 0.0]])
     with pytest.raises(ValueError, match="adjacency"):
         compute_rewards(cfg, **STEP, adjacency=adjacency)
+
+
+@pytest.mark.parametrize("scope", ["all", "neighbours"])
+def test_compute_rewards_takes_float_arrays_as_they_are(scope):
+    """The model's float64 arrays skip conversion; the terms are those computed from lists
+    (the converting path), bit for bit, and a shape mismatch is still an error."""
+    cfg = RewardConfig(omega=0.5, rho=0.1, use_value=0.2, cooperative_scope=scope)
+    adjacency = sp.csr_array(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    demand = np.array([[1.0, 3.0], [2.0, 0.5]])
+    fast = compute_rewards(cfg, **STEP, adjacency=adjacency, demand=demand)
+    slow = compute_rewards(cfg, **{k: v.tolist() for k, v in STEP.items()},
+                           adjacency=adjacency, demand=demand)
+    for name in ("profit", "stability", "cooperative", "use_value", "total"):
+        assert getattr(fast, name).tobytes() == getattr(slow, name).tobytes()
+    with pytest.raises(ValueError, match="price_after"):
+        compute_rewards(cfg, **{**STEP, "price_after": np.ones(3)})

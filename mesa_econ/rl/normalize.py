@@ -110,6 +110,8 @@ class ObsNormalizer:
             float32 array of the same shape (``out`` when given).
         """
         if update:
+            # both uses subtract float64 statistics: cast (exactly) once, not in each ufunc
+            obs = np.asarray(obs, dtype=np.float64)
             self.rms.update(obs)
         return self.normalize(obs, out=out)
 
