@@ -11,6 +11,7 @@ import torch
 
 from mesa_econ.model import EconomyModel
 from mesa_econ.policies import PolicyEnsemble
+from mesa_econ.policies.actor_critic import gaussian_log_prob
 from mesa_econ.rl.buffer import RolloutBuffer
 from mesa_econ.rl.evaluate import evaluate_policy
 from mesa_econ.rl.optim import StackedAdam
@@ -174,15 +175,30 @@ def test_same_seed_same_training_curves():
         assert col in frames[0].columns or col in TIMING_COLUMNS
 
 
+class _GivenNoise:
+    """``policy.act`` of an ensemble with the noise given: u_t = μ_t + σ·ε_t (one row of ε
+    per call), as sample_gaussian computes it."""
+
+    def __init__(self, ensemble: PolicyEnsemble, eps: torch.Tensor) -> None:
+        self.ensemble, self.eps, self.t = ensemble, eps, 0
+
+    def act(self, obs, generator=None):
+        mean, log_std, value = self.ensemble(obs)
+        u = mean + torch.exp(log_std) * self.eps[self.t]
+        self.t += 1
+        return u, gaussian_log_prob(u, mean, log_std), value
+
+
 @pytest.mark.parametrize("n_agents", [4, 40])
 @pytest.mark.parametrize("numpy_actor", [True, False])
 def test_deferred_rollout_equals_per_step_acting(n_agents, numpy_actor, monkeypatch):
-    """PPO's rollout runs the actor alone and evaluates log-probs and values after it.
+    """PPO's rollout draws ε for the whole rollout at once, runs the actor alone and
+    evaluates log-probs and values after it.
 
-    With the torch actor (``actor_mean``) it is the same trajectory and the same
-    log-probabilities as acting with policy.act each step; with the numpy actor (the
-    default for independent policies) they agree to float32 rounding. Values agree to
-    float32 rounding either way (products of another shape), V(s_T) from the same pass.
+    Given the same ε, with the torch actor (``actor_mean``) it is the same trajectory and
+    the same log-probabilities as acting with policy.act each step; with the numpy actor
+    (the default for independent policies) they agree to float32 rounding. Values agree
+    to float32 rounding either way (products of another shape), V(s_T) from the same pass.
     """
     made = []  # the numpy actors the rollouts built
     original = PolicyEnsemble.numpy_actor
@@ -192,8 +208,11 @@ def test_deferred_rollout_equals_per_step_acting(n_agents, numpy_actor, monkeypa
     for defer in (True, False):
         model = EconomyModel(**{**SMALL, "n_agents": n_agents, "n_assets": 2}, rng=3)
         algo = PPO(model, PPOConfig(num_steps=16, num_minibatches=2, seed=3))
-        algo.defer_critic = defer
-        obs, _ = algo.collect(algo.rollout_policy(), algo.observe())
+        policy = algo.rollout_policy()
+        if not defer:  # the ε the deferred rollout draws from the same generator state
+            eps = torch.randn(algo.buffer.actions.shape, generator=model.torch_generator)
+            policy = _GivenNoise(algo.ensemble, eps)
+        obs, _ = algo.collect(policy, algo.observe())
         rollouts.append((algo, obs, algo.bootstrap_value(obs)))
     (fast, obs, last), (slow, obs_ref, last_ref) = rollouts
     for name in ("obs", "actions", "rewards", "logprobs"):

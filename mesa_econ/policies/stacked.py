@@ -152,8 +152,15 @@ def _head(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
     return torch.baddbmm(b, h, w)
 
 
-def mlp_forward(xg: Tensor, weights: list[Tensor], biases: list[Tensor],
-                n_groups: int) -> tuple[Tensor, list[Tensor]]:
+def _reuse(buffer: Tensor | None, shape: torch.Size) -> Tensor | None:
+    """``buffer`` if it is a contiguous tensor of ``shape`` (to write into), else None."""
+    if buffer is not None and buffer.shape == shape and buffer.is_contiguous():
+        return buffer
+    return None
+
+
+def mlp_forward(xg: Tensor, weights: list[Tensor], biases: list[Tensor], n_groups: int,
+                buffers: list[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
     """A stacked tanh MLP for training without autograd: the output and what
     :func:`mlp_backward` needs.
 
@@ -162,6 +169,12 @@ def mlp_forward(xg: Tensor, weights: list[Tensor], biases: list[Tensor],
     :data:`~mesa_econ.policies.actor_critic.TANH_FAST_MIN_NUMEL` elements, the factor 2
     folded into the product (``baddbmm`` with α = β = 2 gives 2z exactly).
 
+    Args:
+        xg, weights, biases, n_groups: as for :func:`mlp`.
+        buffers: tensors to write the hidden activations into (the previous call's
+            activations, reused when their shapes fit: a training loop that allocates
+            ~1 MB activations afresh every minibatch pays for page faults).
+
     Returns:
         The head's output ``[G, R, out]`` and the activations ``[xg, y_1, ..., y_L]`` (the
         input and every hidden layer's output).
@@ -169,48 +182,80 @@ def mlp_forward(xg: Tensor, weights: list[Tensor], biases: list[Tensor],
     rows = xg.shape[-2]
     acts = [xg]
     h = xg
-    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+    for k, (w, b) in enumerate(zip(weights[:-1], biases[:-1], strict=True)):
+        shape = torch.Size((w.shape[0], rows, w.shape[-1]))
+        out = _reuse(buffers[k + 1] if buffers and len(buffers) > k + 1 else None, shape)
         if n_groups * rows * w.shape[-1] >= TANH_FAST_MIN_NUMEL:
-            h = torch.baddbmm(b, h, w, beta=2.0, alpha=2.0).sigmoid_()
+            h = torch.baddbmm(b, h, w, beta=2.0, alpha=2.0, out=out).sigmoid_()
             h = torch.add(_MINUS_ONE, h, alpha=2.0, out=h)
         else:
-            h = torch.baddbmm(b, h, w).tanh_()
+            h = torch.baddbmm(b, h, w, out=out).tanh_()
         acts.append(h)
     return _head(h, weights[-1], biases[-1]), acts
 
 
-def mlp_backward(acts: list[Tensor], weights: list[Tensor],
-                 grad_out: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+def mlp_backward(acts: list[Tensor], weights: list[Tensor], grad_out: Tensor,
+                 grads: list[tuple[Tensor | None, Tensor | None]] | None = None,
+                 scratch: dict[torch.Size, list[Tensor]] | None = None,
+                 ) -> tuple[list[Tensor], list[Tensor]]:
     """Gradients of the weights and biases of :func:`mlp_forward` given d(loss)/d(output).
 
     Per layer, from the head down: dW = hᵀ dz, db = Σ_R dz, dh = dz Wᵀ, and through each
-    tanh dz = (1 − y²)·dy. The input's gradient is not formed.
+    tanh dz = (1 − y²)·dy (in place in dh's memory). The input's gradient is not formed.
 
     Args:
         acts: the activations returned by :func:`mlp_forward`.
         weights: the layers' weights ``[G, in, out]`` (as passed to the forward pass).
         grad_out: d(loss)/d(output) ``[G, R, out]``.
+        grads: per layer ``(dW, db)`` tensors to write the gradients into (e.g. the
+            parameters' previous ``.grad``), used when contiguous and of the right shape.
+        scratch: reusable temporaries for dh, by shape (filled on first use).
 
     Returns:
         ``(dW, db)``, lists in layer order, contiguous, shaped like the weights and biases.
     """
+    n_layers = len(weights)
+    outs = grads if grads is not None else [(None, None)] * n_layers
+
+    def dw_db(k: int, h: Tensor, dz: Tensor) -> tuple[Tensor, Tensor]:
+        dw_buf = _reuse(outs[k][0], weights[k].shape)
+        db_buf = _reuse(outs[k][1], torch.Size((dz.shape[0], 1, dz.shape[-1])))
+        if weights[k].shape[-1] == 1:  # one column: the row product [G, 1, R] @ [G, R, in]
+            dw = torch.bmm(dz.mT, h, out=None if dw_buf is None else dw_buf.mT).mT
+        elif weights[k].shape[-1] < 16:  # few columns as rows again, then transposed
+            dw = torch.bmm(dz.mT, h).mT
+            dw = dw.contiguous() if dw_buf is None else dw_buf.copy_(dw)
+        else:
+            dw = torch.bmm(h.mT, dz, out=dw_buf)
+        return dw, torch.sum(dz, 1, keepdim=True, out=db_buf)
+
+    def temp(shape: torch.Size, avoid: Tensor | None = None) -> Tensor | None:
+        """A scratch tensor of ``shape`` that is not ``avoid`` (two per shape at most)."""
+        if scratch is None:
+            return None
+        pair = scratch.setdefault(shape, [])
+        for buf in pair:
+            if buf is not avoid:
+                return buf
+        pair.append(torch.empty(shape))
+        return pair[-1]
+
     w = weights[-1]
-    h = acts[-1]
-    if w.shape[-1] < 16:  # few columns as rows again: [G, k, R] @ [G, R, in]
-        dw_head = torch.bmm(grad_out.mT, h).mT.contiguous()
-    else:
-        dw_head = torch.bmm(h.mT, grad_out)
-    dws, dbs = [dw_head], [grad_out.sum(1, keepdim=True)]
+    dw, db = dw_db(n_layers - 1, acts[-1], grad_out)
+    dws, dbs = [dw], [db]
+    dh_shape = torch.Size((grad_out.shape[0], grad_out.shape[1], w.shape[-2]))
     if w.shape[-1] == 1:  # dh = dv wᵀ as a broadcast product
-        dh = grad_out * w.mT
+        dh = torch.mul(grad_out, w.mT, out=temp(dh_shape))
     else:
-        dh = torch.bmm(grad_out, w.mT)
-    for k in range(len(weights) - 2, -1, -1):
-        dz = torch.ops.aten.tanh_backward(dh, acts[k + 1])
-        dws.append(torch.bmm(acts[k].mT, dz))
-        dbs.append(dz.sum(1, keepdim=True))
+        dh = torch.bmm(grad_out, w.mT, out=temp(dh_shape))
+    for k in range(n_layers - 2, -1, -1):
+        dz = torch.ops.aten.tanh_backward.grad_input(dh, acts[k + 1], grad_input=dh)
+        dw, db = dw_db(k, acts[k], dz)
+        dws.append(dw)
+        dbs.append(db)
         if k > 0:
-            dh = torch.bmm(dz, weights[k].mT)
+            shape = torch.Size((dz.shape[0], dz.shape[1], weights[k].shape[-2]))
+            dh = torch.bmm(dz, weights[k].mT, out=temp(shape, avoid=dz))
     return dws[::-1], dbs[::-1]
 
 

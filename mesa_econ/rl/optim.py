@@ -73,6 +73,7 @@ class StackedAdam:
         self._views = [(self.n_slices, *([1] * (p.ndim - 1))) for p in self.params]
         self.last_grad_norm = torch.zeros(self.n_slices)
         self._numel = sum(p.numel() for p in self.params)
+        self._flat: torch.Tensor | None = None  # the concatenated gradients (small stacks)
 
     def zero_grad(self) -> None:
         """Drop the gradients (set to None, as ``optimizer.zero_grad()``)."""
@@ -96,7 +97,9 @@ class StackedAdam:
         g = self.n_slices
         rows = [x.reshape(g, -1) for x in grads]
         if self._numel <= CAT_NORM_MAX_NUMEL:  # small: one norm over a copy of all rows
-            norms = torch.linalg.vector_norm(torch.cat(rows, 1), dim=1)
+            if self._flat is None:
+                self._flat = torch.empty(g, self._numel // g)
+            norms = torch.linalg.vector_norm(torch.cat(rows, 1, out=self._flat), dim=1)
         else:  # ‖∇θ_g‖ = the norm of the per-parameter norms
             norms = torch.linalg.vector_norm(
                 torch.stack([torch.linalg.vector_norm(x, dim=1) for x in rows]), dim=0)

@@ -170,7 +170,8 @@ def _ppo_losses(policy: Any, mb: dict[str, torch.Tensor],
 
 
 def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: PPOConfig,
-               generator: torch.Generator) -> dict[str, float]:
+               generator: torch.Generator,
+               workspace: dict[str, Any] | None = None) -> dict[str, float]:
     """One PPO update (epochs × minibatches over time) of all agents. Implements §6.1.
 
     Args:
@@ -180,6 +181,9 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
         buf: a finished rollout buffer (advantages and returns computed).
         config: the PPO hyperparameters.
         generator: source of the minibatch permutations.
+        workspace: reusable tensors of the hand-written gradient pass (a dict the caller
+            keeps across updates; see :func:`~mesa_econ.rl.ppo_grad.ppo_minibatch_grads`).
+            None: a fresh one for this update.
 
     Returns:
         Metrics: pg_loss, value_loss, entropy, approx_kl, old_approx_kl (last minibatch,
@@ -196,6 +200,7 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
     mb_size = t_steps // config.num_minibatches
     clipped = torch.zeros(policy.n_agents)  # rows outside [1 − ε, 1 + ε], per agent
     by_hand = ppo_grad.supports(policy)
+    workspace = {} if workspace is None else workspace
     # all per-sample data agent-major in one tensor [N, T, D + A + 4]: one gather per
     # epoch shuffles it, each minibatch is a slice along time of every agent's rows
     d, a = buf.obs.shape[-1], buf.actions.shape[-1]
@@ -214,12 +219,13 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
             rows = shuffled[:, start:start + mb_size]
             mb = {k: rows[..., c] for k, c in columns.items()}
             last = start + mb_size == t_steps  # the epoch's last minibatch: KL, logs
-            optimizer.zero_grad()
             if by_hand:  # the same gradients as autograd below, without the graph
                 mb["pg_weight"] = pg_weight[:, start:start + mb_size]
-                stats = ppo_grad.ppo_minibatch_grads(policy, mb, config, weight, stats=last)
+                stats = ppo_grad.ppo_minibatch_grads(policy, mb, config, weight, stats=last,
+                                                     workspace=workspace)  # overwrites .grad
                 clipped += stats["clipped"]
             else:
+                optimizer.zero_grad()
                 stats = _ppo_losses(policy, mb, config)
                 loss_i = stats["loss"] if weight is None else stats["loss"] * weight
                 loss_i.sum().backward()  # Σ_i: each agent's gradient is its own
@@ -282,6 +288,7 @@ class PPO(Trainer):
         self.optimizer = StackedAdam(list(self.ensemble.parameters()), config.learning_rate,
                                      eps=config.adam_eps, max_grad_norm=config.max_grad_norm)
         model.ensemble, model.scripted = self.policy(), None
+        self._workspace: dict[str, Any] = {}  # tensors the update reuses across iterations
 
     @staticmethod
     def _make_ensemble(model: Any, existing: Any) -> Any:
@@ -315,6 +322,7 @@ class PPO(Trainer):
         self.buffer.finish(last_value, cfg.gamma, cfg.gae_lambda)
         if cfg.anneal_lr:  # CleanRL: frac = 1 − (iteration − 1) / num_iterations
             self.optimizer.lr = (1.0 - iteration / iterations) * cfg.learning_rate
-        metrics = ppo_update(self.ensemble, self.optimizer, self.buffer, cfg, self.generator)
+        metrics = ppo_update(self.ensemble, self.optimizer, self.buffer, cfg, self.generator,
+                             self._workspace)
         metrics["lr"] = self.optimizer.lr
         return metrics

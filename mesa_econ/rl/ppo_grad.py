@@ -80,8 +80,8 @@ def surrogate_weights(advantages: Tensor, batch: int, norm_adv: bool,
 
 @torch.no_grad()
 def ppo_minibatch_grads(policy: Any, mb: dict[str, Tensor], config: Any,
-                        weight: Tensor | None = None,
-                        stats: bool = False) -> dict[str, Tensor]:
+                        weight: Tensor | None = None, stats: bool = False,
+                        workspace: dict[str, Any] | None = None) -> dict[str, Tensor]:
     """Set ``p.grad`` of every parameter of ``policy`` to ∇ Σ_i w_i · loss_i on one minibatch.
 
     Args:
@@ -93,6 +93,11 @@ def ppo_minibatch_grads(policy: Any, mb: dict[str, Tensor], config: Any,
         weight: per-agent loss weights ``[N]`` (None: 1).
         stats: also return the per-agent losses and KL estimates (for logging and the
             target-KL check; a few extra reductions).
+        workspace: a dict kept across calls (filled here) whose activation and scratch
+            tensors are reused, as are the parameters' existing ``.grad`` tensors, which
+            are overwritten (not accumulated). None: fresh tensors, ``.grad`` replaced.
+            Reusing them saves ~10% of an update at N = 100: fresh ~1 MB temporaries
+            every minibatch cost page faults.
 
     Returns:
         ``clipped`` ``[N]``, each agent's count of rows whose ratio left [1 − ε, 1 + ε]
@@ -107,8 +112,11 @@ def ppo_minibatch_grads(policy: Any, mb: dict[str, Tensor], config: Any,
     xg = policy._to_groups(obs)
     actor_w, actor_b = plist(policy.actor_w), plist(policy.actor_b)
     critic_w, critic_b = plist(policy.critic_w), plist(policy.critic_b)
-    mean_g, actor_acts = mlp_forward(xg, actor_w, actor_b, g)
-    value_g, critic_acts = mlp_forward(xg, critic_w, critic_b, g)
+    ws = {} if workspace is None else workspace
+    mean_g, actor_acts = mlp_forward(xg, actor_w, actor_b, g, ws.get("actor"))
+    value_g, critic_acts = mlp_forward(xg, critic_w, critic_b, g, ws.get("critic"))
+    if workspace is not None:
+        workspace["actor"], workspace["critic"] = actor_acts, critic_acts
     mean = policy._from_groups(mean_g, batch)  # [N, B, A]
     value = policy._from_groups(value_g, batch)[..., 0]  # [N, B]
     log_std = policy.agent_log_std().detach()  # [N, A]
@@ -155,15 +163,20 @@ def ppo_minibatch_grads(policy: Any, mb: dict[str, Tensor], config: Any,
     if g != n:  # agents of a group share its log σ
         d_log_std = torch.zeros(g, a_dim).index_add_(0, policy.group_of, d_log_std)
     # backward through both MLPs
+    reuse = workspace is not None
+    scratch = ws.setdefault("scratch", {}) if reuse else None
     grads: dict[Tensor, Tensor] = {policy.log_std: d_log_std}
-    for ws, bs, acts, grad_out in (
+    for weights, biases, acts, grad_out in (
             (actor_w, actor_b, actor_acts, _groups_adjoint(policy, d_mean)),
             (critic_w, critic_b, critic_acts, _groups_adjoint(policy, d_value.unsqueeze(-1)))):
-        dws, dbs = mlp_backward(acts, ws, grad_out)
-        grads.update(zip(ws, dws, strict=True))
-        grads.update(zip(bs, dbs, strict=True))
+        old = [(w.grad, b.grad) for w, b in zip(weights, biases, strict=True)] if reuse \
+            else None
+        dws, dbs = mlp_backward(acts, weights, grad_out, old, scratch)
+        grads.update(zip(weights, dws, strict=True))
+        grads.update(zip(biases, dbs, strict=True))
     for p, grad in grads.items():
-        p.grad = grad
+        if p.grad is not grad:
+            p.grad = grad
     if stats:
         adv = mb["advantages"]
         if config.norm_adv:

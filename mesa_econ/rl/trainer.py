@@ -8,10 +8,10 @@ A rollout of T steps runs all N agents in one batched policy call per step::
     model.step()
     r = normalise_reward(model.last_rewards)                # [N], per agent
 
-With ``defer_critic`` (PPO) the step runs the actor alone, ``u = μ(obs) + σ·ε`` with the
-same draw ``policy.act`` makes, and log π(u_t|s_t) and V(s_t) for all T + 1 observations
-follow after the rollout in one batched pass (the critic reads its weights once instead
-of T times).
+With ``defer_critic`` (PPO) the step runs the actor alone, ``u = μ(obs) + σ·ε`` (ε for the
+whole rollout drawn in one call at its start; the actor in numpy when the policy offers
+``numpy_actor``), and log π(u_t|s_t) and V(s_t) for all T + 1 observations follow after
+the rollout in one batched pass (the critic reads its weights once instead of T times).
 
 Environment decision (documented in docs/learning.md): the economy is open-ended, so by
 default the model keeps running across iterations and every rollout end is a truncation
@@ -118,13 +118,17 @@ class Trainer:
             out: optional float32 array ``[N, obs_dim]`` to write them into (the returned
                 tensor then shares its memory).
         """
+        return torch.from_numpy(self.observe_np(update, out))
+
+    def observe_np(self, update: bool = True, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`observe` as a float32 ndarray (no tensor made)."""
         raw = self.env.observe()
         if self.obs_normalizer is not None:
-            raw = self.obs_normalizer(raw, update=update, out=out)
-        elif out is not None:
+            return self.obs_normalizer(raw, update=update, out=out)
+        if out is not None:
             np.copyto(out, raw)
-            raw = out
-        return torch.from_numpy(raw)
+            return out
+        return raw
 
     def _maybe_reset(self) -> bool:
         """Rebuild the market if the episode is over; return whether it was rebuilt."""
@@ -148,9 +152,13 @@ class Trainer:
     defer_critic = False
     """Whether :meth:`collect` leaves V(s_t) and log π(u_t|s_t) to one batched pass after
     the rollout (for policies with ``actor_mean``, ``critic_value`` and ``agent_log_std``:
-    the per-step work is then the actor alone). The values equal the per-step ones up to
-    float32 rounding of the differently shaped products; the log-probabilities are the
-    same numbers. Subclasses whose policy changes during a rollout keep it False."""
+    the per-step work is then the actor alone). The noise ε of the whole rollout is one
+    draw ``[T, N, act_dim]`` from the model's torch generator at its start (the same
+    distribution as per-step ``policy.act`` draws, a different stream). Given the same ε,
+    the actions and log-probabilities are those of per-step acting (bit for bit with
+    the torch actor, to float32 rounding with the numpy actor) and the values agree to
+    float32 rounding (products of another shape). Subclasses whose policy changes during
+    a rollout keep it False."""
 
     @torch.no_grad()
     def collect(self, policy: Any, next_obs: torch.Tensor) -> tuple[torch.Tensor, dict[str,
@@ -181,13 +189,16 @@ class Trainer:
             # step; means equal to float32 rounding), else its torch actor_mean
             make_actor = getattr(policy, "numpy_actor", None)
             actor_np = make_actor() if callable(make_actor) else None
+            # ε ~ N(0, I) for the whole rollout in one draw (the per-step torch call costs
+            # more than the rest of the policy's step); u_t = μ_t + σ·ε_t below
+            torch.randn(buf.actions.shape, generator=gen, out=buf.actions)
+        torch_obs = not deferred or actor_np is None  # the loop needs `obs` as a tensor
         reward_sum = 0.0
         self._prices[0] = env.prices
         buf.obs[0].copy_(next_obs)
         obs = buf.obs[0]
         for t in range(horizon):
-            if deferred:  # u = μ + σ·ε as policy.act samples it, written into the buffer
-                torch.randn(act_np[t].shape, generator=gen, out=buf.actions[t])
+            if deferred:  # u = μ + σ·ε as sample_gaussian computes it, in the buffer
                 if actor_np is not None:
                     means_np[t] = actor_np(obs_np[t])
                 else:
@@ -214,7 +225,12 @@ class Trainer:
             else:
                 rew_np[t] = raw_reward
             self._prices[t + 1] = env.prices
-            obs = self.observe(out=obs_np[t + 1] if t + 1 < horizon else None)
+            if t + 1 < horizon:
+                self.observe_np(out=obs_np[t + 1])
+                if torch_obs:
+                    obs = buf.obs[t + 1]
+            else:
+                obs = self.observe()
         if deferred:
             buf.logprobs.copy_(gaussian_log_prob(buf.actions, self._means, log_std))
             values = policy.critic_value(torch.cat([buf.obs, obs.unsqueeze(0)]))
