@@ -204,14 +204,22 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
     # all per-sample data agent-major in one tensor [N, T, D + A + 4]: one gather per
     # epoch shuffles it, each minibatch is a slice along time of every agent's rows
     d, a = buf.obs.shape[-1], buf.actions.shape[-1]
-    packed = torch.cat([buf.obs, buf.actions, buf.logprobs[..., None], buf.advantages[..., None],
-                        buf.returns[..., None], buf.values[..., None]], -1)  # [T, N, C]
+    parts = [buf.obs, buf.actions, buf.logprobs[..., None], buf.advantages[..., None],
+             buf.returns[..., None], buf.values[..., None]]
+    shape = (*buf.obs.shape[:2], sum(x.shape[-1] for x in parts))
+    packed = workspace.get("packed")
+    if packed is None or packed.shape != shape:
+        packed = workspace["packed"] = torch.empty(shape)
+    torch.cat(parts, -1, out=packed)  # [T, N, C]
     columns = {"obs": slice(0, d), "actions": slice(d, d + a), "logprobs": d + a,
                "advantages": d + a + 1, "returns": d + a + 2, "values": d + a + 3}
     minibatches = 0
     for _ in range(config.update_epochs):
         perm = torch.randperm(t_steps, generator=generator)
-        shuffled = packed.index_select(0, perm).transpose(0, 1)  # [N, T, C]
+        shuffled = workspace.get("shuffled")  # reused: a fresh one each epoch page-faults
+        if shuffled is None or shuffled.shape != packed.shape:
+            shuffled = workspace["shuffled"] = torch.empty_like(packed)
+        shuffled = torch.index_select(packed, 0, perm, out=shuffled).transpose(0, 1)  # [N, T, C]
         if by_hand:  # −Â·w/B of every minibatch of the epoch at once
             pg_weight = ppo_grad.surrogate_weights(shuffled[..., columns["advantages"]],
                                                    mb_size, config.norm_adv, weight)
