@@ -8,7 +8,7 @@
 """
 
 from mesa_econ.policies.actor_critic import ActorCritic
-from mesa_econ.policies.ensemble import PolicyEnsemble, PolicyView
+from mesa_econ.policies.ensemble import PolicyEnsemble
 from mesa_econ.policies.scripted import (
     HoldPolicy,
     MarketView,
@@ -16,6 +16,7 @@ from mesa_econ.policies.scripted import (
     RandomPolicy,
     ScriptedPolicy,
 )
+from mesa_econ.policies.view import PolicyView
 
 __all__ = [
     "ActorCritic",
