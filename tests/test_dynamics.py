@@ -144,6 +144,23 @@ def test_reserve_shortfall_does_not_let_buyers_overspend():
     assert 20.0 + dres[0] >= 0.0 and fill[0] < 1.0
 
 
+def _dump_and_overbid(kind: str, n: int, m: int, dilution: float, scale: float,
+                      wealth: float, seed: int) -> tuple:
+    """A settlement case where a reserve shortfall and binding budgets meet: sellers dump
+    their holdings into a reserve diluted to ``dilution`` of R(S) while buyers bid more
+    than they can pay. Returns (curve, holdings, supply, reserve, capital, orders)."""
+    rng = np.random.default_rng(seed)
+    curve = make_curve(kind, n_assets=m)
+    holdings = rng.uniform(0, 20, (n, m))
+    supply = holdings.sum(axis=0)
+    reserve = dilution * curve.reserve(supply)
+    capital = rng.uniform(0, wealth, n)
+    sellers = rng.random((n, 1)) < 0.5
+    orders = np.where(sellers, -holdings * rng.uniform(0.5, 1.0, (n, m)),
+                      np.abs(rng.normal(size=(n, m))) * scale)
+    return curve, holdings, supply, reserve, capital, orders
+
+
 @settings(max_examples=60, deadline=None)
 @example(kind="linear", n=3, m=3, dilution=0.0, scale=10.0, wealth=43.0, seed=2)  # found by CI
 @given(kind=st.sampled_from(["linear", "logarithmic", "exponential", "sigmoid", "power"]),
@@ -154,17 +171,8 @@ def test_curve_settlement_is_feasible_with_a_diluted_reserve(kind, n, m, dilutio
                                                              wealth, seed):
     """Whatever the reserve, nobody overspends, the reserve never goes negative, and
     Σ payments = Σ reserve change (money is conserved)."""
-    rng = np.random.default_rng(seed)
-    curve = make_curve(kind, n_assets=m)
-    holdings = rng.uniform(0, 20, (n, m))
-    supply = holdings.sum(axis=0)
-    reserve = dilution * curve.reserve(supply)
-    capital = rng.uniform(0, wealth, n)
-    # sellers dump their holdings while buyers bid more than they can pay: the case where
-    # a reserve shortfall and binding budgets meet
-    sellers = rng.random((n, 1)) < 0.5
-    orders = np.where(sellers, -holdings * rng.uniform(0.5, 1.0, (n, m)),
-                      np.abs(rng.normal(size=(n, m))) * scale)
+    curve, holdings, supply, reserve, capital, orders = _dump_and_overbid(
+        kind, n, m, dilution, scale, wealth, seed)
     executed, pay, dres, _, fill = settle_curve(orders, capital, supply, reserve, curve)
     assert np.all(capital - pay >= -1e-9 * np.maximum(capital, 1.0))
     assert np.all(reserve + dres >= -1e-9 * np.maximum(reserve, 1.0))
@@ -453,16 +461,9 @@ def test_settle_curve_equals_the_checked_reference_bit_for_bit(kind, n, m, dilut
                                                                wealth, seed):
     """settle_curve through a SupplyQuote returns the reference's arrays exactly, also
     where sellers dump into a short reserve while buyers bid beyond their budgets."""
-    rng = np.random.default_rng(seed)
-    curve = make_curve(kind, n_assets=m)
-    holdings = rng.uniform(0, 20, (n, m))
-    supply = holdings.sum(axis=0)
-    reserve = dilution * curve.reserve(supply)
-    capital = rng.uniform(0, wealth, n)
-    sellers = rng.random((n, 1)) < 0.5
-    orders = np.where(sellers, -holdings * rng.uniform(0.5, 1.0, (n, m)),
-                      np.abs(rng.normal(size=(n, m))) * scale)
-    orders[:, rng.random(m) < 0.3] = 0.0  # assets nobody trades clear at f(S)
+    curve, _, supply, reserve, capital, orders = _dump_and_overbid(
+        kind, n, m, dilution, scale, wealth, seed)
+    orders[:, np.random.default_rng(seed + 1).random(m) < 0.3] = 0.0  # untraded: at f(S)
     got = settle_curve(orders, capital, supply, reserve, curve)
     want = _reference_settle_curve(orders, capital, supply, reserve, curve)
     assert all(_same_bits(a, b) for a, b in zip(got, want, strict=True))

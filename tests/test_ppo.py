@@ -23,21 +23,6 @@ torch.set_num_threads(1)
 
 # ------------------------------------------------------------------ N independent learners
 
-def _random_rollout(ens: PolicyEnsemble, horizon: int, seed: int) -> RolloutBuffer:
-    """A rollout of the ensemble's own actions on random observations, random returns."""
-    g = torch.Generator().manual_seed(seed)
-    buf = RolloutBuffer(horizon, ens.n_agents, ens.obs_dim, ens.act_dim)
-    with torch.no_grad():
-        buf.obs.copy_(torch.randn(buf.obs.shape, generator=g))
-        u, logp, value = ens.act(buf.obs, generator=g)
-    buf.actions.copy_(u)
-    buf.logprobs.copy_(logp)
-    buf.values.copy_(value)
-    buf.advantages.copy_(torch.randn(buf.advantages.shape, generator=g) * 3.0 + 1.0)
-    buf.returns.copy_(buf.values + buf.advantages)
-    return buf
-
-
 def _reference_update(modules: list, groups: list[list[int]], buf: RolloutBuffer,
                       cfg: PPOConfig, generator: torch.Generator) -> list[int]:
     """CleanRL's PPO update written per module: one Adam + clip_grad_norm_ each.
@@ -98,14 +83,15 @@ WIDE_NETS = {"n": 8, "horizon": 128, "act_dim": 1, "hidden": (64, 64)}
     (None, None, 3e-4, {**WIDE_NETS, "act_dim": 3}),
     (2, None, 3e-4, WIDE_NETS),
 ])
-def test_stacked_update_equals_independent_learners(n_groups, target_kl, lr, nets):
+def test_stacked_update_equals_independent_learners(n_groups, target_kl, lr, nets,
+                                                   random_rollout):
     """One StackedAdam + per-agent clipping over the stack == N modules with own Adams."""
     n, horizon = nets["n"], nets["horizon"]
     ens = PolicyEnsemble(n, 4, nets["act_dim"], hidden=nets["hidden"], n_groups=n_groups,
                          generator=torch.Generator().manual_seed(3))
     modules = [ens.to_module(g * (n // ens.n_groups)) for g in range(ens.n_groups)]
     groups = [[i for i in range(n) if int(ens.group_of[i]) == g] for g in range(ens.n_groups)]
-    buf = _random_rollout(ens, horizon, seed=4)
+    buf = random_rollout(ens, horizon, seed=4)
     cfg = PPOConfig(num_steps=horizon, num_minibatches=4, update_epochs=5, learning_rate=lr,
                     max_grad_norm=0.5, ent_coef=0.01, target_kl=target_kl)
     opt = StackedAdam(list(ens.parameters()), cfg.learning_rate, eps=cfg.adam_eps,

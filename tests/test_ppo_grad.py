@@ -14,26 +14,10 @@ from hypothesis import given, settings
 from mesa_econ.policies import PolicyEnsemble
 from mesa_econ.policies.stacked import mlp, mlp_backward, mlp_forward
 from mesa_econ.rl import optim, ppo_grad
-from mesa_econ.rl.buffer import RolloutBuffer
 from mesa_econ.rl.optim import StackedAdam
 from mesa_econ.rl.ppo import PPOConfig, _ppo_losses, ppo_update
 
 torch.set_num_threads(1)
-
-
-def _random_rollout(ens: PolicyEnsemble, horizon: int, seed: int) -> RolloutBuffer:
-    """The ensemble's own actions on random observations, with random advantages."""
-    g = torch.Generator().manual_seed(seed)
-    buf = RolloutBuffer(horizon, ens.n_agents, ens.obs_dim, ens.act_dim)
-    with torch.no_grad():
-        buf.obs.copy_(torch.randn(buf.obs.shape, generator=g))
-        u, logp, value = ens.act(buf.obs, generator=g)
-    buf.actions.copy_(u)
-    buf.logprobs.copy_(logp)
-    buf.values.copy_(value)
-    buf.advantages.copy_(torch.randn(buf.advantages.shape, generator=g) * 3.0 + 1.0)
-    buf.returns.copy_(buf.values + buf.advantages)
-    return buf
 
 
 def _minibatch(ens: PolicyEnsemble, batch: int, seed: int,
@@ -155,14 +139,14 @@ def test_mlp_passes_equal_autograd(n, rows, hidden, out_dim):
         torch.testing.assert_close(db, biases[k].grad, rtol=1e-4, atol=1e-5, msg=f"b{k}")
 
 
-def test_update_by_hand_equals_autograd_update(monkeypatch):
+def test_update_by_hand_equals_autograd_update(monkeypatch, random_rollout):
     """A whole ppo_update (4 epochs x 4 minibatches, target KL) gives the same parameters
     by hand as through autograd, and the same logged metrics."""
     results = []
     for by_hand in (True, False):
         monkeypatch.setattr(ppo_grad, "supports", lambda policy, flag=by_hand: flag)
         ens = PolicyEnsemble(6, 4, 2, hidden=(32, 32), generator=torch.Generator().manual_seed(1))
-        buf = _random_rollout(ens, 32, seed=2)
+        buf = random_rollout(ens, 32, seed=2)
         cfg = PPOConfig(num_steps=32, ent_coef=0.01, target_kl=0.05, learning_rate=1e-3)
         opt = StackedAdam(list(ens.parameters()), cfg.learning_rate, eps=cfg.adam_eps,
                           max_grad_norm=cfg.max_grad_norm)
