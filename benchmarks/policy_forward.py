@@ -5,11 +5,14 @@ observation (obs_dim 10, act_dim 3, hidden (64, 64)), without gradients, on one 
 Reported: the median over repeats of the time per call acting for all N agents, and the
 speed-up of the ensemble over the loop (the JSON adds the fastest repeat of each, less
 sensitive to other load on a shared machine). A third column times an ensemble with 10 weight
-groups (agents share weights in blocks) for comparison.
+groups (agents share weights in blocks) for comparison. The last two time the actor means
+alone as PPO's rollouts compute them: ``PolicyEnsemble.actor_mean`` (torch) and
+``PolicyEnsemble.numpy_actor()`` (numpy on views of the same weights, what the trainer
+uses for independent policies).
 
 Usage::
 
-    python benchmarks/policy_forward.py [--sizes 100 1000] [--repeats 11] [--json PATH]
+    python benchmarks/policy_forward.py [--sizes 10 100 1000] [--repeats 11] [--json PATH]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from mesa_econ.policies import PolicyEnsemble
@@ -73,6 +77,7 @@ def bench(n_agents: int, repeats: int) -> dict[str, float | int]:
     obs = torch.randn(n_agents, OBS_DIM, generator=init)
     rows = [obs[i] for i in range(n_agents)]
     noise = torch.Generator().manual_seed(1)
+    actor_np, obs_np = ensemble.numpy_actor(), obs.numpy()
 
     with torch.no_grad():
         # same policies: the deterministic actions agree to float rounding
@@ -81,6 +86,7 @@ def bench(n_agents: int, repeats: int) -> dict[str, float | int]:
         )
         ens_mean = ensemble.act(obs, deterministic=True)[0]
         torch.testing.assert_close(ens_mean, loop_mean, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(actor_np(obs_np), ens_mean.numpy(), atol=1e-6, rtol=1e-5)
 
         def batched() -> object:
             return ensemble.act(obs, generator=noise)
@@ -92,7 +98,9 @@ def bench(n_agents: int, repeats: int) -> dict[str, float | int]:
             return [m.act(o, generator=noise) for m, o in zip(modules, rows, strict=True)]
 
         samples = time_interleaved(
-            {"ensemble": batched, "grouped10": batched_grouped, "loop": loop}, repeats
+            {"ensemble": batched, "grouped10": batched_grouped, "loop": loop,
+             "actor_mean": lambda: ensemble.actor_mean(obs),
+             "numpy_actor": lambda: actor_np(obs_np)}, repeats
         )
     med = {name: statistics.median(values) for name, values in samples.items()}
     best = {name: min(values) for name, values in samples.items()}
@@ -102,6 +110,8 @@ def bench(n_agents: int, repeats: int) -> dict[str, float | int]:
         "loop_us": med["loop"],
         "speedup": med["loop"] / med["ensemble"],
         "grouped10_us": med["grouped10"],
+        "actor_mean_us": med["actor_mean"],
+        "numpy_actor_us": med["numpy_actor"],
         "ensemble_min_us": best["ensemble"],
         "loop_min_us": best["loop"],
         "speedup_of_min": best["loop"] / best["ensemble"],
@@ -111,7 +121,7 @@ def bench(n_agents: int, repeats: int) -> dict[str, float | int]:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark, print a table and optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--json", type=str, default=None, help="write the results here")
     args = parser.parse_args(argv)
@@ -124,12 +134,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"{'N':>6} {'ensemble µs/call':>17} {'loop µs/call':>13} {'speed-up':>9} "
-        f"{'ensemble G=10 µs':>17}"
+        f"{'ensemble G=10 µs':>17} {'actor_mean µs':>14} {'numpy actor µs':>15}"
     )
     for r in rows:
         print(
             f"{r['n_agents']:>6} {r['ensemble_us']:>17.1f} {r['loop_us']:>13.1f} "
-            f"{r['speedup']:>8.1f}x {r['grouped10_us']:>17.1f}"
+            f"{r['speedup']:>8.1f}x {r['grouped10_us']:>17.1f} {r['actor_mean_us']:>14.1f} "
+            f"{r['numpy_actor_us']:>15.1f}"
         )
     if args.json:
         meta = {

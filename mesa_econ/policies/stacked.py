@@ -265,10 +265,11 @@ class NumpyMLP:
     Holds numpy views of the torch weights (shared memory: in-place optimizer steps are
     seen at once; build a new one after replacing a parameter tensor). ``np.matmul`` on a
     stack ``[G, 1, in] @ [G, in, out]`` runs one BLAS product per policy with little
-    overhead per call; for a rollout step of independent policies it measured 2-2.5x
-    faster than the torch ops of :func:`mlp` at G = 10-100 and 1.5x at G = 1000
-    (benchmark machine, one thread). The result equals :func:`mlp`'s to float32 rounding
-    (~1e-9 absolute on the actor's means), not bit for bit.
+    overhead per call; for a rollout step of independent policies it is ~2x faster than
+    the torch ops of :func:`mlp` (``benchmarks/policy_forward.py``: 2.4x, 2.2x and 1.8x
+    at G = 10, 100 and 1000 on the benchmark machine, one thread). The result equals
+    :func:`mlp`'s to float32 rounding (~1e-9 absolute on the actor's means), not bit for
+    bit.
 
     Args:
         weights, biases: the layers, ``[G, in, out]`` and ``[G, 1, out]`` float32 tensors.
