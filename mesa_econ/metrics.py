@@ -1,11 +1,8 @@
-"""Evaluation metrics (§8, §7.1, §9) and the DataCollector reporters built on them.
+"""Evaluation metrics (§8, §7.1, §9): pure functions of arrays.
 
-The metric functions are pure and validate their inputs (ValueError naming the argument).
-The ``report_*`` functions read a model's arrays every step, so they skip validation (the
-model's arrays are trusted), run in a few microseconds and return plain Python ``float``
-(Mesa's DataCollector deep-copies anything else). They are module-level so that
-``batch_run`` can pickle them; per-asset reporters are used as
-``functools.partial(price_of, asset=j)``.
+The metric functions validate their inputs (ValueError naming the argument). The
+DataCollector reporters that compute them from a model every step are in
+:mod:`mesa_econ.reporters`; they share the kernels below.
 
 Decisions a user should know:
 
@@ -21,15 +18,10 @@ Decisions a user should know:
   in-band steps; a run cut off by the end of the series does not count (None).
 - ``utilisation`` may exceed 1 when agents hold and use more than a resource's capacity;
   with no demand at all it is 1.0.
-- ``report_gini`` assumes wealth >= 0 (the model never lets agents go negative).
-- ``report_volatility`` and ``report_price_entropy`` do not depend on the order of the rows
-  of ``price_window``: a model may hand over its ring buffer without rolling it.
-- ``report_price_entropy`` uses 20 bins, the default of ``price_entropy``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -38,28 +30,12 @@ import numpy.typing as npt
 from mesa_econ.config import check_real
 
 __all__ = [
-    "agent_capital",
-    "agent_reward",
-    "agent_wealth",
-    "curve_price_of",
     "gini",
     "hhi",
-    "hhi_of",
     "price_entropy",
-    "price_of",
     "recovery_time",
-    "report_gini",
-    "report_hhi",
-    "report_mean_capital",
-    "report_mean_price",
-    "report_mean_reward",
-    "report_price_entropy",
-    "report_reserve_coverage",
-    "report_total_wealth",
-    "report_volatility",
     "reserve_coverage",
     "resilience",
-    "supply_of",
     "utilisation",
     "volatility",
 ]
@@ -423,118 +399,3 @@ def utilisation(holdings: npt.ArrayLike, demand: npt.ArrayLike, capacity: npt.Ar
     used = float(np.minimum(h, d).sum())  # §9: Σ_ij min(H_ij, d_ij)
     achievable = float(np.minimum(c, d.sum(axis=0)).sum())
     return used / achievable if achievable > 0 else 1.0  # §9
-
-
-# ---------------------------------------------------------------------------- reporters
-# Hot path: no validation, Python floats out, few numpy calls. M (assets) is small, so
-# (M,) vectors are reduced in Python after .tolist(), which beats numpy's call overhead.
-
-
-def report_mean_price(model: Any) -> float:
-    """Mean quoted price over assets."""
-    prices = model.prices.tolist()
-    return math.fsum(prices) / len(prices)
-
-
-def report_hhi(model: Any) -> float:
-    """Mean over assets of HHI_j (§8.1), with S_j = ``model.supply``."""
-    squares = np.einsum("ij,ij->j", model.holdings, model.holdings).tolist()
-    supply = model.supply.tolist()
-    total = math.fsum(q / (s * s) if s > 0 else 0.0
-                      for q, s in zip(squares, supply, strict=True))
-    return total / len(supply)  # §8.1, averaged over assets
-
-
-# Per-size caches for the reporters (sizes are N and the window lengths: few entries).
-_REPORT_GINI_WEIGHTS: dict[int, FloatArray] = {}
-_REPORT_MEAN_WEIGHTS: dict[int, FloatArray] = {}
-
-
-def report_gini(model: Any) -> float:
-    """Gini coefficient of the agents' wealth (assumed >= 0)."""
-    wealth = model.wealth
-    weights = _REPORT_GINI_WEIGHTS.get(wealth.shape[0])
-    if weights is None:
-        weights = _REPORT_GINI_WEIGHTS.setdefault(wealth.shape[0], _gini_weights(wealth.shape[0]))
-    return _gini_kernel(wealth, weights)
-
-
-def report_reserve_coverage(model: Any) -> float:
-    """Smallest reserve coverage R_j / R_j(S_j) over assets (1.0 where R(S) == 0)."""
-    pairs = zip(model.reserve.tolist(), model.curve_reserve.tolist(), strict=True)
-    return min(r / c if c > 0 else 1.0 for r, c in pairs)
-
-
-def report_volatility(model: Any) -> float:
-    """Mean over assets of the volatility (§7.1) of ``model.price_window``."""
-    window = model.price_window
-    mean_weights = _REPORT_MEAN_WEIGHTS.get(window.shape[0])
-    if mean_weights is None:
-        mean_weights = _REPORT_MEAN_WEIGHTS.setdefault(
-            window.shape[0], np.full(window.shape[0], 1.0 / window.shape[0])
-        )
-    dev = window - mean_weights @ window  # one matmul: the mean of every column
-    return float(np.vdot(dev, dev)) / dev.size  # §7.1, averaged over assets
-
-
-def report_price_entropy(model: Any) -> float:
-    """Mean over assets of the price entropy (§8.2, 20 bins) of ``model.price_window``."""
-    window = model.price_window
-    t, m = window.shape
-    if t > _CLOGC_MAX:
-        return float(_entropy_kernel(window, 20).mean())
-    table = _clogc_table(t)
-    total = float(table[_bin_counts(window, 20)].sum())  # Σ over assets and bins of c log c
-    return max((m * float(table[t]) - total) / (t * m), 0.0)  # §8.2, averaged over assets
-
-
-def report_mean_capital(model: Any) -> float:
-    """Mean capital B_i over agents."""
-    return float(model.capital.sum()) / model.capital.shape[0]
-
-
-def report_total_wealth(model: Any) -> float:
-    """Total mark-to-market wealth Σ_i (B_i + Σ_j H_ij P_j)."""
-    return float(model.wealth.sum())
-
-
-def report_mean_reward(model: Any) -> float:
-    """Mean over agents of the last step's total reward."""
-    return float(model.last_rewards.sum()) / model.last_rewards.shape[0]
-
-
-def price_of(model: Any, asset: int) -> float:
-    """Quoted price P_j of one asset."""
-    return float(model.prices[asset])
-
-
-def curve_price_of(model: Any, asset: int) -> float:
-    """Curve price f_j(S_j) of one asset."""
-    return float(model.curve_prices[asset])
-
-
-def supply_of(model: Any, asset: int) -> float:
-    """Supply S_j of one asset."""
-    return float(model.supply[asset])
-
-
-def hhi_of(model: Any, asset: int) -> float:
-    """HHI_j (§8.1) of one asset; 0.0 when its supply is 0."""
-    column = model.holdings[:, asset]
-    supply = float(model.supply[asset])
-    return float(column @ column) / (supply * supply) if supply > 0 else 0.0  # §8.1
-
-
-def agent_capital(agent: Any) -> float:
-    """Capital B_i of a TraderAgent."""
-    return float(agent.capital)
-
-
-def agent_wealth(agent: Any) -> float:
-    """Mark-to-market wealth of a TraderAgent."""
-    return float(agent.wealth)
-
-
-def agent_reward(agent: Any) -> float:
-    """Last reward of a TraderAgent."""
-    return float(agent.reward)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from mesa.discrete_space import Network
 
-from mesa_econ import metrics, pricing
+from mesa_econ import pricing, reporters
 from mesa_econ.agents import TraderAgent
 from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConfig
 from mesa_econ.curves import BondingCurve, make_curve
@@ -261,19 +261,19 @@ class EconomyModel(mesa.Model):
     def _make_datacollector(self, collect_agents: bool) -> mesa.DataCollector:
         model_reporters: dict[str, Any] = {}
         for j in range(self.n_assets):
-            model_reporters[f"price_{j}"] = functools.partial(metrics.price_of, asset=j)
-            model_reporters[f"curve_price_{j}"] = functools.partial(metrics.curve_price_of,
+            model_reporters[f"price_{j}"] = functools.partial(reporters.price_of, asset=j)
+            model_reporters[f"curve_price_{j}"] = functools.partial(reporters.curve_price_of,
                                                                     asset=j)
         model_reporters.update({
-            "hhi": metrics.report_hhi, "gini": metrics.report_gini,
-            "volatility": metrics.report_volatility,
-            "price_entropy": metrics.report_price_entropy,
-            "reserve_coverage": metrics.report_reserve_coverage,
-            "mean_capital": metrics.report_mean_capital,
-            "mean_reward": metrics.report_mean_reward,
+            "hhi": reporters.report_hhi, "gini": reporters.report_gini,
+            "volatility": reporters.report_volatility,
+            "price_entropy": reporters.report_price_entropy,
+            "reserve_coverage": reporters.report_reserve_coverage,
+            "mean_capital": reporters.report_mean_capital,
+            "mean_reward": reporters.report_mean_reward,
         })
-        agent_reporters = ({"capital": metrics.agent_capital, "wealth": metrics.agent_wealth,
-                            "reward": metrics.agent_reward} if collect_agents else None)
+        agent_reporters = ({"capital": reporters.agent_capital, "wealth": reporters.agent_wealth,
+                            "reward": reporters.agent_reward} if collect_agents else None)
         return mesa.DataCollector(model_reporters=model_reporters,
                                   agent_reporters=agent_reporters)
 

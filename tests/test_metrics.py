@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import math
-import pickle
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mesa_econ import metrics
 from mesa_econ.metrics import (
     gini,
     hhi,
@@ -360,118 +357,3 @@ def test_utilisation_rejects_bad_input():
         utilisation(np.ones((2, 2)), -np.ones((2, 2)), [1.0, 1.0])
     with pytest.raises(ValueError, match="holdings"):
         utilisation(-np.ones((2, 2)), np.ones((2, 2)), [1.0, 1.0])
-
-
-# ------------------------------------------------------------------------------ reporters
-
-
-class FakeModel:
-    """The attributes the reporters read, as the EconomyModel holds them."""
-
-    def __init__(self, n=6, m=3, window=12, seed=0):
-        rng = np.random.default_rng(seed)
-        self.holdings = rng.uniform(0.0, 10.0, (n, m))
-        self.supply = self.holdings.sum(axis=0)
-        self.prices = rng.uniform(1.0, 2.0, m)
-        self.curve_prices = self.prices + 0.1
-        self.reserve = rng.uniform(0.0, 100.0, m)
-        self.curve_reserve = self.reserve * rng.uniform(0.5, 2.0, m)
-        self.capital = rng.uniform(0.0, 1000.0, n)
-        self.wealth = self.capital + self.holdings @ self.prices
-        self.last_rewards = rng.normal(size=n)
-        self.price_window = rng.lognormal(size=(window, m))
-
-
-class FakeAgent:
-    capital = np.float64(3.0)
-    wealth = np.float64(4.5)
-    reward = np.float32(-0.25)
-
-
-MODEL_REPORTERS = [getattr(metrics, name) for name in metrics.__all__ if name.startswith("report_")]
-ASSET_REPORTERS = [metrics.price_of, metrics.curve_price_of, metrics.supply_of, metrics.hhi_of]
-
-
-@pytest.mark.parametrize("window", [1, 2, 12])
-@pytest.mark.parametrize("reporter", MODEL_REPORTERS, ids=lambda f: f.__name__)
-def test_model_reporters_return_python_float(reporter, window):
-    assert type(reporter(FakeModel(window=window))) is float
-
-
-@pytest.mark.parametrize("reporter", ASSET_REPORTERS, ids=lambda f: f.__name__)
-def test_asset_reporters_return_python_float_and_pickle(reporter):
-    model = FakeModel()
-    bound = functools.partial(reporter, asset=2)
-    assert type(bound(model)) is float
-    assert pickle.loads(pickle.dumps(bound))(model) == bound(model)
-
-
-def test_reporters_agree_with_metric_functions():
-    """The unchecked hot-path reporters compute the same numbers as the metrics."""
-    model = FakeModel()
-    approx = functools.partial(pytest.approx, rel=1e-12, abs=1e-12)
-    assert metrics.report_mean_price(model) == approx(model.prices.mean())
-    assert metrics.report_hhi(model) == approx(hhi(model.holdings, model.supply).mean())
-    assert metrics.report_gini(model) == approx(gini(model.wealth))
-    assert metrics.report_reserve_coverage(model) == approx(
-        reserve_coverage(model.reserve, model.curve_reserve).min()
-    )
-    assert metrics.report_volatility(model) == approx(volatility(model.price_window).mean())
-    assert metrics.report_price_entropy(model) == approx(
-        price_entropy(model.price_window, bins=20).mean()
-    )
-    assert metrics.report_mean_capital(model) == approx(model.capital.mean())
-    assert metrics.report_total_wealth(model) == approx(model.wealth.sum())
-    assert metrics.report_mean_reward(model) == approx(model.last_rewards.mean())
-    for j in range(3):
-        assert metrics.price_of(model, asset=j) == model.prices[j]
-        assert metrics.curve_price_of(model, asset=j) == model.curve_prices[j]
-        assert metrics.supply_of(model, asset=j) == model.supply[j]
-        assert metrics.hhi_of(model, asset=j) == approx(hhi(model.holdings)[j])
-
-
-def test_reporters_handle_degenerate_states():
-    """Zero supply, zero curve reserve, a constant window: finite, documented values."""
-    model = FakeModel(window=5)
-    model.holdings[:, 0] = 0.0
-    model.supply[0] = 0.0
-    model.curve_reserve[:] = 0.0
-    model.price_window[:] = 1.5
-    model.wealth[:] = 0.0
-    assert metrics.hhi_of(model, asset=0) == 0.0
-    assert metrics.report_reserve_coverage(model) == 1.0
-    assert metrics.report_volatility(model) == pytest.approx(0.0, abs=1e-24)
-    assert metrics.report_price_entropy(model) == pytest.approx(0.0, abs=1e-12)
-    assert metrics.report_gini(model) == 0.0
-
-
-def test_reporters_do_not_modify_the_model():
-    model = FakeModel()
-    before = {k: v.copy() for k, v in vars(model).items()}
-    for reporter in MODEL_REPORTERS:
-        reporter(model)
-    for key, value in before.items():
-        np.testing.assert_array_equal(getattr(model, key), value)
-
-
-@pytest.mark.parametrize(
-    ("reporter", "expected"),
-    [
-        (metrics.agent_capital, 3.0),
-        (metrics.agent_wealth, 4.5),
-        (metrics.agent_reward, -0.25),
-    ],
-)
-def test_agent_reporters_return_python_float(reporter, expected):
-    value = reporter(FakeAgent())
-    assert type(value) is float
-    assert value == expected
-
-
-def test_window_reporters_ignore_row_order():
-    """Volatility and entropy of the window are order-free: a ring buffer needs no roll."""
-    model = FakeModel(window=20)
-    expected = (metrics.report_volatility(model), metrics.report_price_entropy(model))
-    model.price_window = np.roll(model.price_window, 7, axis=0)
-    assert metrics.report_volatility(model) == pytest.approx(expected[0], rel=1e-12)
-    assert metrics.report_price_entropy(model) == pytest.approx(expected[1], rel=1e-12)

@@ -1,0 +1,127 @@
+"""The DataCollector reporters: plain floats, picklable, the metrics' numbers, no side
+effects, robust to degenerate states."""
+
+from __future__ import annotations
+
+import functools
+import pickle
+
+import numpy as np
+import pytest
+
+from mesa_econ import reporters
+from mesa_econ.metrics import gini, hhi, price_entropy, reserve_coverage, volatility
+
+
+class FakeModel:
+    """The attributes the reporters read, as the EconomyModel holds them."""
+
+    def __init__(self, n=6, m=3, window=12, seed=0):
+        rng = np.random.default_rng(seed)
+        self.holdings = rng.uniform(0.0, 10.0, (n, m))
+        self.supply = self.holdings.sum(axis=0)
+        self.prices = rng.uniform(1.0, 2.0, m)
+        self.curve_prices = self.prices + 0.1
+        self.reserve = rng.uniform(0.0, 100.0, m)
+        self.curve_reserve = self.reserve * rng.uniform(0.5, 2.0, m)
+        self.capital = rng.uniform(0.0, 1000.0, n)
+        self.wealth = self.capital + self.holdings @ self.prices
+        self.last_rewards = rng.normal(size=n)
+        self.price_window = rng.lognormal(size=(window, m))
+
+
+class FakeAgent:
+    capital = np.float64(3.0)
+    wealth = np.float64(4.5)
+    reward = np.float32(-0.25)
+
+
+MODEL_REPORTERS = [getattr(reporters, name) for name in reporters.__all__
+                   if name.startswith("report_")]
+ASSET_REPORTERS = [reporters.price_of, reporters.curve_price_of, reporters.supply_of,
+                   reporters.hhi_of]
+
+
+@pytest.mark.parametrize("window", [1, 2, 12])
+@pytest.mark.parametrize("reporter", MODEL_REPORTERS, ids=lambda f: f.__name__)
+def test_model_reporters_return_python_float(reporter, window):
+    assert type(reporter(FakeModel(window=window))) is float
+
+
+@pytest.mark.parametrize("reporter", ASSET_REPORTERS, ids=lambda f: f.__name__)
+def test_asset_reporters_return_python_float_and_pickle(reporter):
+    model = FakeModel()
+    bound = functools.partial(reporter, asset=2)
+    assert type(bound(model)) is float
+    assert pickle.loads(pickle.dumps(bound))(model) == bound(model)
+
+
+def test_reporters_agree_with_metric_functions():
+    """The unchecked hot-path reporters compute the same numbers as the metrics."""
+    model = FakeModel()
+    approx = functools.partial(pytest.approx, rel=1e-12, abs=1e-12)
+    assert reporters.report_mean_price(model) == approx(model.prices.mean())
+    assert reporters.report_hhi(model) == approx(hhi(model.holdings, model.supply).mean())
+    assert reporters.report_gini(model) == approx(gini(model.wealth))
+    assert reporters.report_reserve_coverage(model) == approx(
+        reserve_coverage(model.reserve, model.curve_reserve).min()
+    )
+    assert reporters.report_volatility(model) == approx(volatility(model.price_window).mean())
+    assert reporters.report_price_entropy(model) == approx(
+        price_entropy(model.price_window, bins=20).mean()
+    )
+    assert reporters.report_mean_capital(model) == approx(model.capital.mean())
+    assert reporters.report_total_wealth(model) == approx(model.wealth.sum())
+    assert reporters.report_mean_reward(model) == approx(model.last_rewards.mean())
+    for j in range(3):
+        assert reporters.price_of(model, asset=j) == model.prices[j]
+        assert reporters.curve_price_of(model, asset=j) == model.curve_prices[j]
+        assert reporters.supply_of(model, asset=j) == model.supply[j]
+        assert reporters.hhi_of(model, asset=j) == approx(hhi(model.holdings)[j])
+
+
+def test_reporters_handle_degenerate_states():
+    """Zero supply, zero curve reserve, a constant window: finite, documented values."""
+    model = FakeModel(window=5)
+    model.holdings[:, 0] = 0.0
+    model.supply[0] = 0.0
+    model.curve_reserve[:] = 0.0
+    model.price_window[:] = 1.5
+    model.wealth[:] = 0.0
+    assert reporters.hhi_of(model, asset=0) == 0.0
+    assert reporters.report_reserve_coverage(model) == 1.0
+    assert reporters.report_volatility(model) == pytest.approx(0.0, abs=1e-24)
+    assert reporters.report_price_entropy(model) == pytest.approx(0.0, abs=1e-12)
+    assert reporters.report_gini(model) == 0.0
+
+
+def test_reporters_do_not_modify_the_model():
+    model = FakeModel()
+    before = {k: v.copy() for k, v in vars(model).items()}
+    for reporter in MODEL_REPORTERS:
+        reporter(model)
+    for key, value in before.items():
+        np.testing.assert_array_equal(getattr(model, key), value)
+
+
+@pytest.mark.parametrize(
+    ("reporter", "expected"),
+    [
+        (reporters.agent_capital, 3.0),
+        (reporters.agent_wealth, 4.5),
+        (reporters.agent_reward, -0.25),
+    ],
+)
+def test_agent_reporters_return_python_float(reporter, expected):
+    value = reporter(FakeAgent())
+    assert type(value) is float
+    assert value == expected
+
+
+def test_window_reporters_ignore_row_order():
+    """Volatility and entropy of the window are order-free: a ring buffer needs no roll."""
+    model = FakeModel(window=20)
+    expected = (reporters.report_volatility(model), reporters.report_price_entropy(model))
+    model.price_window = np.roll(model.price_window, 7, axis=0)
+    assert reporters.report_volatility(model) == pytest.approx(expected[0], rel=1e-12)
+    assert reporters.report_price_entropy(model) == pytest.approx(expected[1], rel=1e-12)
