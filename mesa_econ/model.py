@@ -24,6 +24,7 @@ from mesa_econ.agents import TraderAgent
 from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConfig
 from mesa_econ.curves import BondingCurve, make_curve
 from mesa_econ.dynamics import MarketParams, MarketState, StepNoise, market_step
+from mesa_econ.policies.actor_critic import act_only
 from mesa_econ.rewards import compute_rewards
 
 __all__ = ["EconomyModel", "default_curve_params"]
@@ -393,8 +394,8 @@ class EconomyModel(mesa.Model):
         if self.scripted is not None:
             return self.scripted.orders(self)
         obs = torch.from_numpy(self.observe())
-        with torch.no_grad():
-            u, _, _ = self.ensemble.act(obs, generator=self.torch_generator)
+        with torch.no_grad():  # act's u without its value and log-probability
+            u = act_only(self.ensemble, obs, generator=self.torch_generator)
         return self.trade_scale * np.clip(u.numpy().astype(float), -1.0, 1.0)
 
     def _draw_factors(self) -> np.ndarray:

@@ -477,3 +477,41 @@ def test_mean_reversion_hand_values():
 def test_scripted_reject_bad_gains(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+@pytest.mark.parametrize("n_groups", [None, 3])
+@pytest.mark.parametrize("lead", [(), (5,)])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_sample_is_act_without_value_and_log_prob(n_groups, lead, deterministic):
+    """sample(obs) returns act(obs)[0] bit for bit (same means, same draw), for independent
+    and grouped policies, one step or a batch, sampled or deterministic."""
+    ens = PolicyEnsemble(40, OBS, ACT, n_groups=n_groups, generator=gen(5))
+    obs = torch.randn((*lead, 40, OBS), generator=gen(6))
+    with torch.no_grad():
+        want = ens.act(obs, generator=gen(7), deterministic=deterministic)[0]
+        got = ens.sample(obs, generator=gen(7), deterministic=deterministic)
+    assert torch.equal(got, want)
+
+
+def test_act_only_asks_the_class_for_sample():
+    """act_only uses a class's sample, else act's u; a wrapper that merely forwards unknown
+    attributes (skipping its own work) is given act, not the inner sample."""
+    from mesa_econ.policies.actor_critic import act_only
+
+    ens = PolicyEnsemble(4, OBS, ACT, generator=gen(0))
+    obs = torch.randn(4, OBS, generator=gen(1))
+
+    class Forwarding:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def act(self, obs, generator=None, deterministic=False):
+            return self.inner.act(obs * 0.0, generator, deterministic)  # its own work
+
+    with torch.no_grad():
+        assert torch.equal(act_only(ens, obs, gen(2)), ens.act(obs, gen(2))[0])
+        wrapped = act_only(Forwarding(ens), obs, gen(2))
+        assert torch.equal(wrapped, ens.act(obs * 0.0, gen(2))[0])

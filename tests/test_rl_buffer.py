@@ -237,3 +237,23 @@ def test_normalized_agent_view_equals_the_batched_row():
         m_i, _, v_i = policy.agent_view(i)(obs[i])
         torch.testing.assert_close(m_i.reshape(-1), mean[i], rtol=0, atol=1e-6)
         torch.testing.assert_close(v_i.reshape(-1), value[i].reshape(-1), rtol=0, atol=1e-6)
+
+
+def test_normalized_sample_normalises_then_samples():
+    """NormalizedPolicy.sample gives act's u for raw observations (normalised first), bit
+    for bit; the model's step uses it."""
+    from mesa_econ.policies import PolicyEnsemble
+    from mesa_econ.rl.normalize import NormalizedPolicy
+
+    rng = np.random.default_rng(1)
+    norm = ObsNormalizer(n_agents=5, obs_dim=4)
+    norm(rng.normal(3.0, 4.0, size=(5, 4)), update=True)
+    policy = NormalizedPolicy(PolicyEnsemble(5, 4, 2, hidden=(16, 16),
+                                             generator=torch.Generator().manual_seed(1)), norm)
+    obs = torch.from_numpy(rng.normal(3.0, 9.0, size=(5, 4)).astype(np.float32))
+    with torch.no_grad():
+        want = policy.act(obs, generator=torch.Generator().manual_seed(2))[0]
+        got = policy.sample(obs, generator=torch.Generator().manual_seed(2))
+        raw = policy.policy.sample(obs, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(got, want)
+    assert not torch.equal(raw, want)  # the inner policy on raw observations differs

@@ -118,6 +118,19 @@ def sample_gaussian(
     return mean + torch.exp(log_std) * eps
 
 
+def act_only(policy: object, obs: torch.Tensor, generator: torch.Generator | None = None,
+             deterministic: bool = False) -> torch.Tensor:
+    """A policy's actions u for ``obs``: ``policy.sample`` where its class defines it (the
+    same u as ``act``, without the value and log-probability), else ``policy.act(...)[0]``.
+
+    The class is asked, not the object, so a wrapper that forwards unknown attributes to
+    an inner policy (and would skip its own work, e.g. normalising) never qualifies.
+    """
+    if callable(getattr(type(policy), "sample", None)):
+        return policy.sample(obs, generator=generator, deterministic=deterministic)
+    return policy.act(obs, generator=generator, deterministic=deterministic)[0]
+
+
 TANH_FAST_MIN_NUMEL = 4096
 """Tensors with at least this many elements take the sigmoid form of :func:`tanh`."""
 

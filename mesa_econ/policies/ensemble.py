@@ -264,6 +264,21 @@ class PolicyEnsemble(nn.Module):
         u = mean if deterministic else sample_gaussian(mean, log_std, generator or self.generator)
         return u, gaussian_log_prob(u, mean, log_std), value
 
+    def sample(
+        self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+    ) -> Tensor:
+        """The actions u of :meth:`act` alone, ``[..., N, act_dim]``.
+
+        The same numbers as ``act(obs, generator, deterministic)[0]`` (the same means, the
+        same draw from ``generator``) without the critic and the log-probability: what a
+        model step needs.
+        """
+        mean = self.actor_mean(obs)
+        if deterministic:
+            return mean
+        log_std = self.agent_log_std().expand_as(mean)
+        return sample_gaussian(mean, log_std, generator or self.generator)
+
     def evaluate(self, obs: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Log-probability of given actions, entropy and value, each ``[..., N]``."""
         mean, log_std, value = self(obs)

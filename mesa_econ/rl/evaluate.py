@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mesa_econ.policies.actor_critic import act_only
+
 __all__ = ["evaluate_policy", "run_policy", "summarize_returns"]
 
 
@@ -58,7 +60,7 @@ def run_policy(policy: Any, model: Any, steps: int, deterministic: bool = False)
     for t in range(steps):
         if policy is not None:
             obs = torch.from_numpy(model.observe())
-            u = policy.act(obs, generator=model.torch_generator, deterministic=deterministic)[0]
+            u = act_only(policy, obs, model.torch_generator, deterministic)
             model.submit_orders(model.trade_scale * np.clip(u.numpy(), -1.0, 1.0))
         model.step()
         returns += model.last_rewards

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mesa_econ.policies.actor_critic import act_only
+
 __all__ = ["NormalizedPolicy", "ObsNormalizer", "RewardNormalizer", "RunningMeanStd"]
 
 
@@ -233,6 +235,12 @@ class NormalizedPolicy:
         """``(u, log_prob, value)`` for raw observations ``[..., N, obs_dim]``."""
         return self.policy.act(self._normalize(obs), generator=generator,
                                deterministic=deterministic)
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None,
+               deterministic: bool = False) -> torch.Tensor:
+        """The actions u of :meth:`act` alone, for raw observations (see
+        :func:`~mesa_econ.policies.actor_critic.act_only`)."""
+        return act_only(self.policy, self._normalize(obs), generator, deterministic)
 
     def evaluate(self, obs: torch.Tensor,
                  u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
