@@ -11,6 +11,7 @@ asset) or a sequence of length ``n_assets``; :meth:`MarketConfig.per_asset` broa
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -59,16 +60,42 @@ def _check_per_asset(name: str, value: PerAsset, n_assets: int) -> None:
         _fail(name, value, f"a scalar or a sequence of length n_assets={n_assets}")
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        _fail(name, value, f"an integer >= {low}")
-    if value < low or (high is not None and value > high):
-        _fail(name, value, f"an integer in [{low}, {high if high is not None else 'inf'}]")
+def check_int(field_name: str, value: Any, low: int | None = None,
+              high: int | None = None) -> int:
+    """Raise ``ValueError`` unless ``value`` is an integer (not a bool) in [low, high].
+
+    Returns:
+        ``value`` as a Python int.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        _fail(field_name, value, "an integer" if low is None else f"an integer >= {low}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        valid = (f"an integer >= {low}" if high is None
+                 else f"an integer in [{low if low is not None else '-inf'}, {high}]")
+        _fail(field_name, value, valid)
+    return int(value)
 
 
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+def check_number(field_name: str, value: Any, low: float = -math.inf,
+                 high: float = math.inf, *, low_open: bool = False,
+                 high_open: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is one finite real (not a bool, not an array)
+    within the interval; the scalar counterpart of :func:`check_real`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value):
+        ok = False
+    else:
+        ok = (value > low if low_open else value >= low) \
+            and (value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        _fail(field_name, value, f"a finite real in {lo}{low}, {high}{hi}")
+
+
+def check_choice(field_name: str, value: Any, choices: Sequence[str]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:
-        _fail(name, value, f"one of {list(choices)}")
+        _fail(field_name, value, f"one of {list(choices)}")
 
 
 @dataclass(frozen=True)
@@ -136,9 +163,9 @@ class MarketConfig:
     """Fraction of the spike kept each following step, in [0, 1)."""
 
     def __post_init__(self) -> None:
-        _check_int("n_agents", self.n_agents, 1)
-        _check_int("n_assets", self.n_assets, 1)
-        _check_choice("curve", self.curve, CURVE_KINDS)
+        check_int("n_agents", self.n_agents, 1)
+        check_int("n_assets", self.n_assets, 1)
+        check_choice("curve", self.curve, CURVE_KINDS)
         if not isinstance(self.graph, str):
             if not hasattr(self.graph, "number_of_nodes"):
                 _fail("graph", self.graph, f"one of {list(GRAPH_KINDS)} or a networkx graph")
@@ -146,7 +173,7 @@ class MarketConfig:
                 _fail("graph", f"<graph with {self.graph.number_of_nodes()} nodes>",
                       f"a networkx graph with n_agents={self.n_agents} nodes")
         else:
-            _check_choice("graph", self.graph, GRAPH_KINDS)
+            check_choice("graph", self.graph, GRAPH_KINDS)
         check_real("nu", self.nu, 0.0)
         m = self.n_assets
         for name, low in (("kappa", 0.0), ("lam", 0.0), ("sigma0", 0.0), ("sigma1", 0.0),
@@ -163,13 +190,13 @@ class MarketConfig:
         if np.any(theta_dt >= 2.0):
             _fail("theta", self.theta, f"theta*dt in [0, 2) for a stable Euler step (dt={self.dt})")
         check_real("income", self.income, 0.0)
-        _check_choice("settlement", self.settlement, SETTLEMENTS)
+        check_choice("settlement", self.settlement, SETTLEMENTS)
         check_real("initial_capital", self.initial_capital, 0.0, low_open=True)
         check_real("initial_holdings", self.initial_holdings, 0.0)
         check_real("trade_scale", self.trade_scale, 0.0, low_open=True)
         check_real("price_floor", self.price_floor, 0.0, low_open=True)
         if self.shock_step is not None:
-            _check_int("shock_step", self.shock_step, 0)
+            check_int("shock_step", self.shock_step, 0)
         check_real("shock_size", self.shock_size)
         check_real("shock_decay", self.shock_decay, 0.0, 1.0, high_open=True)
         if self.shock_assets is not None:
@@ -202,7 +229,7 @@ class RewardConfig:
         check_real("profit_weight", self.profit_weight, 0.0)
         check_real("omega", self.omega, 0.0)
         check_real("rho", self.rho, 0.0)
-        _check_choice("cooperative_scope", self.cooperative_scope, COOPERATIVE_SCOPES)
+        check_choice("cooperative_scope", self.cooperative_scope, COOPERATIVE_SCOPES)
         check_real("use_value", self.use_value, 0.0)
 
 
@@ -232,7 +259,7 @@ class PolicyConfig:
                                         for h in self.hidden):
             _fail("hidden", self.hidden, "a non-empty tuple of positive integers")
         if self.n_groups is not None:
-            _check_int("n_groups", self.n_groups, 1)
+            check_int("n_groups", self.n_groups, 1)
         check_real("random_scale", self.random_scale, 0.0)
         check_real("reversion_strength", self.reversion_strength, 0.0)
 
@@ -255,8 +282,8 @@ class ModelConfig:
         if self.policy.n_groups is not None and self.policy.n_groups > self.market.n_agents:
             _fail("n_groups", self.policy.n_groups, f"at most n_agents={self.market.n_agents}")
         if self.torch_threads is not None:
-            _check_int("torch_threads", self.torch_threads, 1)
-        _check_int("collect_every", self.collect_every, 0)
+            check_int("torch_threads", self.torch_threads, 1)
+        check_int("collect_every", self.collect_every, 0)
 
 
 def field_names(cls: type) -> tuple[str, ...]:

@@ -33,30 +33,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
+from mesa_econ.config import check_choice, check_int, check_number
 from mesa_econ.rl.normalize import NormalizedPolicy
 from mesa_econ.rl.optim import StackedAdam
 from mesa_econ.rl.schedules import SCHEDULE_KINDS, Schedule
-from mesa_econ.rl.trainer import Trainer
+from mesa_econ.rl.trainer import Trainer, check_episode_length
 
 __all__ = ["NOISE_MODES", "NoisyAC", "NoisyACConfig", "actor_parameters", "perturb_actor"]
 
 NOISE_MODES = ("update", "acting")
-
-
-def _fail(name: str, value: Any, valid: str) -> None:
-    raise ValueError(f"{name}={value!r} is invalid: expected {valid}")
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) \
-        and math.isfinite(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -109,36 +96,22 @@ class NoisyACConfig:
     """Seed of environment resets (None: drawn from model.rng)."""
 
     def __post_init__(self) -> None:
-        if not (_is_int(self.num_steps) and self.num_steps >= 1):
-            _fail("num_steps", self.num_steps, "an integer >= 1")
+        check_int("num_steps", self.num_steps, 1)
         for name in ("gamma", "gae_lambda"):
-            value = getattr(self, name)
-            if not (_finite(value) and 0.0 <= value <= 1.0):
-                _fail(name, value, "a real in [0, 1]")
+            check_number(name, getattr(self, name), 0.0, 1.0)
         for name in ("learning_rate", "adam_eps", "clip_obs", "clip_reward"):
-            value = getattr(self, name)
-            if not (_finite(value) and value > 0):
-                _fail(name, value, "a finite real > 0")
+            check_number(name, getattr(self, name), 0.0, low_open=True)
         for name in ("ent_coef", "vf_coef"):
-            value = getattr(self, name)
-            if not (_finite(value) and value >= 0):
-                _fail(name, value, "a finite real >= 0")
+            check_number(name, getattr(self, name), 0.0)
         for name in ("max_grad_norm", "rho_clip"):
-            value = getattr(self, name)
-            if not (value is None or (_finite(value) and value > 0)):
-                _fail(name, value, "None or a finite real > 0")
-        if self.sigma_schedule not in SCHEDULE_KINDS:
-            _fail("sigma_schedule", self.sigma_schedule, f"one of {list(SCHEDULE_KINDS)}")
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), 0.0, low_open=True)
+        check_choice("sigma_schedule", self.sigma_schedule, SCHEDULE_KINDS)
         self.sigma  # noqa: B018 - validates start, end and horizon
-        if self.noise_mode not in NOISE_MODES:
-            _fail("noise_mode", self.noise_mode, f"one of {list(NOISE_MODES)}")
-        if self.episode_length is not None and not (
-                _is_int(self.episode_length) and self.episode_length >= self.num_steps
-                and self.episode_length % self.num_steps == 0):
-            _fail("episode_length", self.episode_length,
-                  f"None or a positive multiple of num_steps={self.num_steps}")
-        if not (self.seed is None or _is_int(self.seed)):
-            _fail("seed", self.seed, "None or an integer")
+        check_choice("noise_mode", self.noise_mode, NOISE_MODES)
+        check_episode_length(self.episode_length, self.num_steps)
+        if self.seed is not None:
+            check_int("seed", self.seed)
 
     @property
     def sigma(self) -> Schedule:

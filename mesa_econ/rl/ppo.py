@@ -18,29 +18,20 @@ still one batched matrix product per layer.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from mesa_econ.config import check_int, check_number
 from mesa_econ.rl import ppo_grad
 from mesa_econ.rl.buffer import RolloutBuffer
 from mesa_econ.rl.normalize import NormalizedPolicy
 from mesa_econ.rl.optim import StackedAdam
-from mesa_econ.rl.trainer import Trainer
+from mesa_econ.rl.trainer import Trainer, check_episode_length
 
 __all__ = ["PPO", "PPOConfig", "ppo_update"]
-
-
-def _check(name: str, ok: bool, valid: str, value: Any) -> None:
-    if not ok:
-        raise ValueError(f"{name}={value!r} is invalid: expected {valid}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -94,38 +85,23 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_steps", "num_minibatches", "update_epochs"):
-            value = getattr(self, name)
-            _check(name, _is_int(value) and value >= 1, "an integer >= 1", value)
-        _check("num_minibatches", self.num_steps // self.num_minibatches >= 2,
-               f"at most num_steps // 2 = {self.num_steps // 2} (>= 2 steps per minibatch)",
-               self.num_minibatches)
-        _check("num_minibatches", self.num_steps % self.num_minibatches == 0,
-               f"a divisor of num_steps={self.num_steps}", self.num_minibatches)
+            check_int(name, getattr(self, name), 1)
+        if self.num_steps // self.num_minibatches < 2 or self.num_steps % self.num_minibatches:
+            raise ValueError(f"num_minibatches={self.num_minibatches!r} is invalid: expected a "
+                             f"divisor of num_steps={self.num_steps} that leaves >= 2 steps "
+                             "per minibatch")
         for name in ("gamma", "gae_lambda"):
-            value = getattr(self, name)
-            _check(name, _finite(value) and 0.0 <= value <= 1.0, "a real in [0, 1]", value)
+            check_number(name, getattr(self, name), 0.0, 1.0)
         for name in ("learning_rate", "clip_coef", "adam_eps", "clip_obs", "clip_reward"):
-            value = getattr(self, name)
-            _check(name, _finite(value) and value > 0, "a finite real > 0", value)
+            check_number(name, getattr(self, name), 0.0, low_open=True)
         for name in ("ent_coef", "vf_coef"):
-            value = getattr(self, name)
-            _check(name, _finite(value) and value >= 0, "a finite real >= 0", value)
+            check_number(name, getattr(self, name), 0.0)
         for name in ("max_grad_norm", "target_kl"):
-            value = getattr(self, name)
-            _check(name, value is None or (_finite(value) and value > 0),
-                   "None or a finite real > 0", value)
-        if self.episode_length is not None:
-            _check("episode_length", _is_int(self.episode_length)
-                   and self.episode_length >= self.num_steps
-                   and self.episode_length % self.num_steps == 0,
-                   f"None or a positive multiple of num_steps={self.num_steps}",
-                   self.episode_length)
-        _check("seed", self.seed is None or _is_int(self.seed), "None or an integer", self.seed)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) \
-        and math.isfinite(value)
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), 0.0, low_open=True)
+        check_episode_length(self.episode_length, self.num_steps)
+        if self.seed is not None:
+            check_int("seed", self.seed)
 
 
 def _group_mean(per_agent: torch.Tensor, group_of: torch.Tensor, n_groups: int,

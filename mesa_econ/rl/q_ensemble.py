@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mesa_econ.config import check_int
 from mesa_econ.policies.actor_critic import check_obs, fresh_generator, orthogonal_weight
 
 __all__ = ["QAgentView", "QEnsemble", "graph_edges", "neighbour_mean"]
@@ -93,12 +94,6 @@ def neighbour_mean(actions: Tensor, edge_index: Tensor, edge_weight: Tensor,
     return torch.where(degree[:, None] > 0, total / safe[:, None], torch.zeros_like(total))
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {low}")
-    return int(value)
-
-
 class QEnsemble(nn.Module):
     """N per-asset-factorised, mean-field Q-networks with stacked weights (§6.2).
 
@@ -132,11 +127,11 @@ class QEnsemble(nn.Module):
                  complete_graph: bool = True, n_edges: int = 0,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.n_agents = _check_int("n_agents", n_agents, 1)
-        self.obs_dim = _check_int("obs_dim", obs_dim, 1)
-        self.act_dim = _check_int("act_dim", act_dim, 1)
-        self.n_levels = _check_int("n_levels", n_levels, 2)
-        self.hidden = tuple(_check_int("hidden", h, 1) for h in hidden)
+        self.n_agents = check_int("n_agents", n_agents, 1)
+        self.obs_dim = check_int("obs_dim", obs_dim, 1)
+        self.act_dim = check_int("act_dim", act_dim, 1)
+        self.n_levels = check_int("n_levels", n_levels, 2)
+        self.hidden = tuple(check_int("hidden", h, 1) for h in hidden)
         if not self.hidden:
             raise ValueError("hidden=() is invalid: expected at least one hidden layer width")
         self.mean_field, self.complete_graph = bool(mean_field), bool(complete_graph)
@@ -153,7 +148,7 @@ class QEnsemble(nn.Module):
         self.weights, self.biases = nn.ParameterList(weights), nn.ParameterList(biases)
         self.register_buffer("levels", torch.linspace(-1.0, 1.0, self.n_levels))
         self.register_buffer("edge_index",
-                             torch.zeros(2, _check_int("n_edges", n_edges, 0), dtype=torch.long))
+                             torch.zeros(2, check_int("n_edges", n_edges, 0), dtype=torch.long))
         self.register_buffer("edge_weight", torch.zeros(int(n_edges)))
         self.register_buffer("last_action", torch.zeros(n_agents, act_dim), persistent=False)
         self._market: torch.Generator | None = None  # whose steps last_action belongs to

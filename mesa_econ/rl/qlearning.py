@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from mesa_econ.config import check_choice, check_int, check_number
 from mesa_econ.rl.q_ensemble import QEnsemble
 from mesa_econ.rl.schedules import SCHEDULE_KINDS, Schedule
 from mesa_econ.rl.trainer import fresh_env, training_generators
@@ -42,22 +43,6 @@ __all__ = ["QLearning", "QLearningConfig", "ReplayBuffer", "clip_grad_norm_per_a
 
 Tensor = torch.Tensor
 TARGET_UPDATES = ("hard", "polyak")
-
-
-def _real(name: str, value: Any, low: float, high: float = math.inf, *,
-          low_open: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name}={value!r} is invalid: expected a finite real in "
-                         f"{bracket}{low}, {high}]")
-
-
-def _int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {low}")
 
 
 @dataclass(frozen=True)
@@ -114,39 +99,32 @@ class QLearningConfig:
     """Seed of the market rebuilds (None: drawn from model.rng)."""
 
     def __post_init__(self) -> None:
-        _int("n_levels", self.n_levels, 2)
+        check_int("n_levels", self.n_levels, 2)
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral)
                                   or h < 1 for h in self.hidden):
             raise ValueError(f"hidden={self.hidden!r} is invalid: expected a non-empty tuple "
                              "of positive integers")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        _real("learning_rate", self.learning_rate, 0.0, low_open=True)
-        _real("gamma", self.gamma, 0.0, 1.0)
-        if self.gamma >= 1.0:
-            raise ValueError(f"gamma={self.gamma!r} is invalid: expected a real in [0, 1) "
-                             "(the economy is open-ended)")
+        check_number("learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_number("gamma", self.gamma, 0.0, 1.0, high_open=True)  # open-ended economy
         for name, low in (("buffer_size", 1), ("batch_size", 1), ("steps_per_iteration", 1),
                           ("gradient_steps", 0), ("learning_starts", 0),
                           ("target_update_interval", 1)):
-            _int(name, getattr(self, name), low)
+            check_int(name, getattr(self, name), low)
         for name in ("epsilon_start", "epsilon_end"):
-            _real(name, getattr(self, name), 0.0, 1.0)
-        if self.target_update not in TARGET_UPDATES:
-            raise ValueError(f"target_update={self.target_update!r} is invalid: expected one "
-                             f"of {list(TARGET_UPDATES)}")
-        if self.epsilon_schedule not in SCHEDULE_KINDS:
-            raise ValueError(f"epsilon_schedule={self.epsilon_schedule!r} is invalid: "
-                             f"expected one of {list(SCHEDULE_KINDS)}")
+            check_number(name, getattr(self, name), 0.0, 1.0)
+        check_choice("target_update", self.target_update, TARGET_UPDATES)
+        check_choice("epsilon_schedule", self.epsilon_schedule, SCHEDULE_KINDS)
         self.epsilon  # noqa: B018 - validates the schedule (horizon, exponential > 0)
-        _real("tau", self.tau, 0.0, 1.0, low_open=True)
-        _real("huber_delta", self.huber_delta, 0.0, low_open=True)
+        check_number("tau", self.tau, 0.0, 1.0, low_open=True)
+        check_number("huber_delta", self.huber_delta, 0.0, low_open=True)
         if self.max_grad_norm is not None:
-            _real("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
-        _real("reward_scale", self.reward_scale, 0.0, low_open=True)
+            check_number("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+        check_number("reward_scale", self.reward_scale, 0.0, low_open=True)
         if self.episode_length is not None:
-            _int("episode_length", self.episode_length, 1)
+            check_int("episode_length", self.episode_length, 1)
         if self.seed is not None:
-            _int("seed", self.seed, 0)
+            check_int("seed", self.seed, 0)
 
     @property
     def epsilon(self) -> Schedule:
@@ -167,7 +145,7 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, n_agents: int, obs_dim: int, n_assets: int) -> None:
-        _int("capacity", capacity, 1)
+        check_int("capacity", capacity, 1)
         c, n = int(capacity), int(n_agents)
         self.capacity, self.size, self._next = c, 0, 0
         self.obs = torch.zeros(c, n, obs_dim)
@@ -277,7 +255,7 @@ class QLearning:
         Huber loss of the iteration's updates, NaN before ``learning_starts``), q_mean
         (mean Q of the replayed actions), updates (cumulative), collect_s, update_s.
         """
-        _int("iterations", iterations, 1)
+        check_int("iterations", iterations, 1)
         from tqdm.auto import tqdm
 
         bar = tqdm(range(iterations), desc="qlearning training", unit="it",

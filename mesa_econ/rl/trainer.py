@@ -27,6 +27,7 @@ tqdm progress bar. Subclasses implement :meth:`Trainer.update`.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from typing import Any
 
@@ -39,10 +40,21 @@ from mesa_econ.policies.actor_critic import gaussian_log_prob
 from mesa_econ.rl.buffer import RolloutBuffer
 from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
 
-__all__ = ["Trainer", "fresh_env", "training_generators"]
+__all__ = ["Trainer", "check_episode_length", "fresh_env", "training_generators"]
 
 TIMING_COLUMNS = ("collect_s", "update_s", "agent_steps_per_s")
 """Columns of the training log that measure wall time (excluded from determinism checks)."""
+
+
+def check_episode_length(episode_length: Any, num_steps: int) -> None:
+    """Raise ``ValueError`` unless ``episode_length`` is None or a positive multiple of
+    ``num_steps`` (market rebuilds fall on rollout boundaries)."""
+    if episode_length is None:
+        return
+    if isinstance(episode_length, bool) or not isinstance(episode_length, numbers.Integral) \
+            or episode_length < num_steps or episode_length % num_steps:
+        raise ValueError(f"episode_length={episode_length!r} is invalid: expected None or a "
+                         f"positive multiple of num_steps={num_steps}")
 
 
 def training_generators(seed: int | None, model: Any) -> tuple[torch.Generator,
