@@ -28,8 +28,8 @@ from torch import nn
 
 from mesa_econ.policies.actor_critic import _MINUS_ONE, TANH_FAST_MIN_NUMEL, tanh
 
-__all__ = ["ColumnHead", "NumpyMLP", "TanhLayer", "affine", "mlp", "mlp_backward", "mlp_forward",
-           "narrow_affine", "plist"]
+__all__ = ["ColumnHead", "NumpyMLP", "TanhLayer", "affine", "kept_tensor", "mlp",
+           "mlp_backward", "mlp_forward", "narrow_affine", "plist"]
 
 Tensor = torch.Tensor
 
@@ -159,6 +159,15 @@ def _reuse(buffer: Tensor | None, shape: torch.Size) -> Tensor | None:
     return None
 
 
+def kept_tensor(store: dict, key: object, shape: tuple[int, ...]) -> Tensor:
+    """``store[key]`` if it is a contiguous tensor of ``shape``, else a new (uninitialised)
+    one, kept there: a training loop's temporaries reused instead of allocated afresh."""
+    buf = _reuse(store.get(key), torch.Size(shape))
+    if buf is None:
+        buf = store[key] = torch.empty(shape)
+    return buf
+
+
 def mlp_forward(xg: Tensor, weights: list[Tensor], biases: list[Tensor], n_groups: int,
                 buffers: list[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
     """A stacked tanh MLP for training without autograd: the output and what
@@ -196,7 +205,7 @@ def mlp_forward(xg: Tensor, weights: list[Tensor], biases: list[Tensor], n_group
 
 def mlp_backward(acts: list[Tensor], weights: list[Tensor], grad_out: Tensor,
                  grads: list[tuple[Tensor | None, Tensor | None]] | None = None,
-                 scratch: dict[torch.Size, list[Tensor]] | None = None,
+                 scratch: dict | None = None,
                  ) -> tuple[list[Tensor], list[Tensor]]:
     """Gradients of the weights and biases of :func:`mlp_forward` given d(loss)/d(output).
 
@@ -233,12 +242,8 @@ def mlp_backward(acts: list[Tensor], weights: list[Tensor], grad_out: Tensor,
         """A scratch tensor of ``shape`` that is not ``avoid`` (two per shape at most)."""
         if scratch is None:
             return None
-        pair = scratch.setdefault(shape, [])
-        for buf in pair:
-            if buf is not avoid:
-                return buf
-        pair.append(torch.empty(shape))
-        return pair[-1]
+        buf = kept_tensor(scratch, (shape, 0), shape)
+        return buf if buf is not avoid else kept_tensor(scratch, (shape, 1), shape)
 
     w = weights[-1]
     dw, db = dw_db(n_layers - 1, acts[-1], grad_out)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from mesa_econ.config import check_int, check_number
+from mesa_econ.policies.stacked import kept_tensor
 from mesa_econ.rl import ppo_grad
 from mesa_econ.rl.buffer import RolloutBuffer
 from mesa_econ.rl.normalize import NormalizedPolicy
@@ -182,20 +183,18 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
     d, a = buf.obs.shape[-1], buf.actions.shape[-1]
     parts = [buf.obs, buf.actions, buf.logprobs[..., None], buf.advantages[..., None],
              buf.returns[..., None], buf.values[..., None]]
-    shape = (*buf.obs.shape[:2], sum(x.shape[-1] for x in parts))
-    packed = workspace.get("packed")
-    if packed is None or packed.shape != shape:
-        packed = workspace["packed"] = torch.empty(shape)
+    # kept across updates: fresh ~0.5 MB tensors every update and epoch page-fault
+    packed = kept_tensor(workspace, "packed",
+                         (*buf.obs.shape[:2], sum(x.shape[-1] for x in parts)))
     torch.cat(parts, -1, out=packed)  # [T, N, C]
     columns = {"obs": slice(0, d), "actions": slice(d, d + a), "logprobs": d + a,
                "advantages": d + a + 1, "returns": d + a + 2, "values": d + a + 3}
     minibatches = 0
     for _ in range(config.update_epochs):
         perm = torch.randperm(t_steps, generator=generator)
-        shuffled = workspace.get("shuffled")  # reused: a fresh one each epoch page-faults
-        if shuffled is None or shuffled.shape != packed.shape:
-            shuffled = workspace["shuffled"] = torch.empty_like(packed)
-        shuffled = torch.index_select(packed, 0, perm, out=shuffled).transpose(0, 1)  # [N, T, C]
+        shuffled = torch.index_select(packed, 0, perm,
+                                      out=kept_tensor(workspace, "shuffled", packed.shape))
+        shuffled = shuffled.transpose(0, 1)  # [N, T, C]
         if by_hand:  # −Â·w/B of every minibatch of the epoch at once
             pg_weight = ppo_grad.surrogate_weights(shuffled[..., columns["advantages"]],
                                                    mb_size, config.norm_adv, weight)

@@ -193,14 +193,15 @@ class Trainer:
             for name in ("actor_mean", "critic_value", "agent_log_std"))
         # numpy views of the buffer (shared memory): the loop writes each step in place
         obs_np, act_np, rew_np = buf.obs.numpy(), buf.actions.numpy(), buf.rewards.numpy()
+        actor_np = None
         if deferred:
             log_std = policy.agent_log_std()
             std = torch.exp(log_std)  # = sample_gaussian's exp(log_std), once per rollout
             std_np, means_np = std.numpy(), self._means_buffer().numpy()
             # the actors in numpy when the policy offers it (PolicyEnsemble: ~2x faster per
             # step; means equal to float32 rounding), else its torch actor_mean
-            make_actor = getattr(policy, "numpy_actor", None)
-            actor_np = make_actor() if callable(make_actor) else None
+            if callable(getattr(type(policy), "numpy_actor", None)):
+                actor_np = policy.numpy_actor()
             # ε ~ N(0, I) for the whole rollout in one draw (the per-step torch call costs
             # more than the rest of the policy's step); u_t = μ_t + σ·ε_t below
             torch.randn(buf.actions.shape, generator=gen, out=buf.actions)
