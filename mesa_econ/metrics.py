@@ -1,4 +1,4 @@
-"""Evaluation metrics (§8, §7.1, §9): pure functions of arrays.
+"""Evaluation metrics (§7.1, §8, §9): pure functions of arrays, time along axis 0.
 
 The metric functions validate their inputs (ValueError naming the argument). The
 DataCollector reporters that compute them from a model every step are in
@@ -8,16 +8,16 @@ Decisions a user should know:
 
 - ``hhi``: an asset with zero supply has HHI 0.0 (no holder, no concentration); never NaN.
 - ``price_entropy``: ``bins`` equal-width bins over the series' own [min, max] (the maximum
-  falls in the last bin, as in ``np.histogram``); a constant series has entropy 0; the
-  result is in nats and at most log(bins). Because the bins follow the series' range, the
-  entropy measures the *shape* of the price distribution, not its scale.
-- ``volatility`` is the population variance (divide by T) of §7.1.
+  falls in the last bin, as in ``np.histogram``); a constant series has entropy 0 (nats).
+  The bins follow the series' range: the entropy measures the *shape* of the distribution.
+- ``volatility`` is the sample std (ddof=1) of log returns over the last ``window`` returns,
+  the number §9's claims are judged by; §7.1's variance of price levels is
+  ``level_variance``.
 - ``resilience`` is ``np.inf`` when the price does not move at all in the window.
 - ``reserve_coverage`` is 1.0 for an asset whose curve reserve R(S) is 0 (nothing to cover).
 - ``recovery_time`` counts from ``shock_step`` to the *first* step of a run of ``hold``
   in-band steps; a run cut off by the end of the series does not count (None).
-- ``utilisation`` may exceed 1 when agents hold and use more than a resource's capacity;
-  with no demand at all it is 1.0.
+- ``utilisation`` scales use down to each capacity C_j, so U <= 1; 1.0 with no demand.
 """
 
 from __future__ import annotations
@@ -30,12 +30,18 @@ import numpy.typing as npt
 from mesa_econ.config import check_real
 
 __all__ = [
+    "drift",
     "gini",
     "hhi",
+    "level_variance",
+    "log_returns",
+    "pre_shock_band",
     "price_entropy",
     "recovery_time",
     "reserve_coverage",
     "resilience",
+    "shock_recovery",
+    "used_units",
     "utilisation",
     "volatility",
 ]
@@ -75,6 +81,16 @@ def _int(name: str, value: Any, low: int) -> int:
 def _series(name: str, prices: npt.ArrayLike) -> FloatArray:
     """A price series of shape (T,) or (T, M), time along axis 0."""
     return _array(name, prices, (1, 2))
+
+
+def _positive_series(name: str, value: npt.ArrayLike, min_steps: int) -> FloatArray:
+    """A series (T,) or (T, M) with T >= min_steps and every entry > 0."""
+    arr = _series(name, value)
+    if arr.shape[0] < min_steps:
+        raise ValueError(f"{name} needs at least {min_steps} steps, got shape {arr.shape}")
+    if (arr <= 0).any():
+        raise ValueError(f"{name} must be > 0 everywhere, got min {arr.min()!r}")
+    return arr
 
 
 def _scalar_or_vector(result: FloatArray, ndim: int) -> float | FloatArray:
@@ -204,11 +220,49 @@ def price_entropy(prices: npt.ArrayLike, bins: int = 20) -> float | FloatArray:
     return _scalar_or_vector(result, p.ndim)
 
 
-def volatility(prices: npt.ArrayLike) -> float | FloatArray:
-    """Price volatility, the objective of curve tuning. Implements §7.1.
+def log_returns(prices: npt.ArrayLike) -> FloatArray:
+    """One-step log returns r(t) = log(P(t+1) / P(t)) of a positive price series.
 
     Args:
-        prices: series of shape (T,) or (T, M), time along axis 0.
+        prices: P(t) > 0, shape (T,) or (T, M) with T >= 2.
+
+    Returns:
+        r, shape (T − 1,) or (T − 1, M).
+    """
+    p = _positive_series("prices", prices, 2)
+    return np.log(p[1:] / p[:-1])
+
+
+def volatility(prices: npt.ArrayLike, window: int | None = None) -> float | FloatArray:
+    """Volatility: sample std of log returns, the number §9's claims are judged by.
+
+    Scale-free, unlike §7.1's :func:`level_variance`, which grows with the price level.
+
+    Args:
+        prices: P(t) > 0, shape (T,) or (T, M), oldest first.
+        window: n, the most recent log returns used, in [2, T − 1]; None: all T − 1.
+
+    Returns:
+        σ: a float for (T,) input, shape (M,) for (T, M).
+
+    Notes:
+        σ_j = sqrt(Σ_t (r_j(t) − r̄_j)² / (n − 1)) over the last n returns
+        r_j(t) = log(P_j(t+1) / P_j(t)), r̄_j their mean.
+    """
+    p = _positive_series("prices", prices, 3 if window is None else 2)
+    t = p.shape[0]
+    n = t - 1 if window is None else _int("window", window, 2)
+    if n > t - 1:
+        raise ValueError(f"window={n} is invalid: expected <= T - 1 = {t - 1} returns")
+    r = log_returns(p[t - n - 1 :]).reshape(n, -1)
+    return _scalar_or_vector(r.std(axis=0, ddof=1), p.ndim)  # §9: std of n log returns
+
+
+def level_variance(prices: npt.ArrayLike) -> float | FloatArray:
+    """Variance of price levels, the curve-tuning objective. Implements §7.1.
+
+    Args:
+        prices: series of shape (T,) or (T, M).
 
     Returns:
         A float for (T,) input, shape (M,) for (T, M).
@@ -219,6 +273,23 @@ def volatility(prices: npt.ArrayLike) -> float | FloatArray:
     p = _series("prices", prices)
     result = p.reshape(p.shape[0], -1).var(axis=0)  # §7.1
     return _scalar_or_vector(result, p.ndim)
+
+
+def drift(series: npt.ArrayLike) -> float | FloatArray:
+    """Mean log change per step of a positive series (price drift, supply drift).
+
+    Args:
+        series: x(t) > 0, shape (T,) or (T, M) with T >= 2.
+
+    Returns:
+        A float for (T,) input, shape (M,) for (T, M); log g for x(t) = x(0)·g^t.
+
+    Notes:
+        (log x(T−1) − log x(0)) / (T − 1), the mean of the one-step log returns.
+    """
+    x = _positive_series("series", series, 2)
+    result = np.log(x[-1] / x[0]).reshape(-1) / (x.shape[0] - 1)
+    return _scalar_or_vector(result, x.ndim)
 
 
 def resilience(prices: npt.ArrayLike, shock_step: int, window: int) -> float | FloatArray:
@@ -371,24 +442,92 @@ def _per_asset(name: str, value: float | npt.ArrayLike, m: int) -> FloatArray:
     return arr
 
 
-def utilisation(holdings: npt.ArrayLike, demand: npt.ArrayLike, capacity: npt.ArrayLike) -> float:
-    """Utilisation efficiency of a resource network. Implements §9 (resource network).
+def pre_shock_band(
+    prices: npt.ArrayLike, shock_step: int, window: int = 20, width: float = 2.0
+) -> tuple[float | FloatArray, float | FloatArray]:
+    """Reference price and band before a shock. Implements §9 (shock recovery).
 
     Args:
-        holdings: H_ij >= 0, shape (N, M).
-        demand: d_ij >= 0, shape (N, M).
-        capacity: C_j > 0, shape (M,).
+        prices: series of shape (T,) or (T, M).
+        shock_step: t_s, index of the first price the shock moves, in [window, T − 1].
+        window: w >= 2, the pre-shock prices used, prices[t_s − w : t_s].
+        width: k >= 0, half-width of the band in standard deviations.
 
     Returns:
-        U in [0, ∞): usually <= 1, above 1 when agents use more than a resource's
-        capacity; 1.0 when there is no demand at all.
+        (P*, band): floats for (T,) input, shape (M,) each for (T, M).
 
     Notes:
-        U = Σ_ij min(H_ij, d_ij) / Σ_j min(C_j, Σ_i d_ij).
+        P* = mean of the w pre-shock prices, band = max(k·s, 1e-12·|P*|) with s their
+        sample std (ddof=1); the floor keeps a flat market's band above 0.
     """
-    h = _array("holdings", holdings, (2,))
-    d = _array("demand", demand, (2,))
-    c = _array("capacity", capacity, (1,))
+    p = _series("prices", prices)
+    window = _int("window", window, 2)
+    shock_step = _int("shock_step", shock_step, 0)
+    if not window <= shock_step <= p.shape[0] - 1:
+        raise ValueError(
+            f"shock_step={shock_step} is invalid: expected in [window, T - 1] "
+            f"= [{window}, {p.shape[0] - 1}]"
+        )
+    check_real("width", width, 0.0)
+    before = p.reshape(p.shape[0], -1)[shock_step - window : shock_step]
+    reference = before.mean(axis=0)
+    band = np.maximum(width * before.std(axis=0, ddof=1), 1e-12 * np.abs(reference))  # §9
+    return _scalar_or_vector(reference, p.ndim), _scalar_or_vector(band, p.ndim)
+
+
+def shock_recovery(
+    prices: npt.ArrayLike,
+    curve_prices: npt.ArrayLike,
+    shock_step: int,
+    window: int = 20,
+    width: float = 2.0,
+    hold: int = 5,
+) -> dict[str, Any]:
+    """Recovery of the quoted price from a shock. Implements §9 (shock recovery).
+
+    What recovers is the quoted price P, into the band of its own pre-shock prices
+    (:func:`pre_shock_band`) for ``hold`` steps (:func:`recovery_time`). The deviation
+    P − f(S) from the bonding curve is reported beside it; it does not decide recovery.
+
+    Args:
+        prices: quoted P(t), shape (T,) or (T, M).
+        curve_prices: f(S(t)), the same shape.
+        shock_step, window, width: as in :func:`pre_shock_band`.
+        hold: in-band steps that count as recovered, in [1, T − shock_step].
+
+    Returns:
+        ``recovery_time`` (int, max over assets, or None), ``reference``, ``band``, ``hold``,
+        ``peak_deviation``, ``final_deviation`` (floats for (T,), shape (M,) for (T, M)).
+
+    Notes:
+        peak_deviation = max_{t >= t_s} |P(t) − f(S(t))|; final_deviation = mean of
+        |P(t) − f(S(t))| over the last ``hold`` steps of the series.
+    """
+    p = _series("prices", prices)
+    curve = _array("curve_prices", curve_prices, (1, 2))
+    if curve.shape != p.shape:
+        raise ValueError(f"curve_prices has shape {curve.shape}; expected {p.shape} (prices)")
+    reference, band = pre_shock_band(p, shock_step, window, width)
+    hold = _int("hold", hold, 1)
+    if shock_step + hold > p.shape[0]:
+        raise ValueError(
+            f"hold={hold} is invalid: expected <= T - shock_step = {p.shape[0] - shock_step}"
+        )
+    deviation = np.abs(p - curve).reshape(p.shape[0], -1)[shock_step:]  # §9: |P − f(S)|
+    return {
+        "recovery_time": recovery_time(p, reference, shock_step, band, hold),
+        "reference": reference,
+        "band": band,
+        "hold": hold,
+        "peak_deviation": _scalar_or_vector(deviation.max(axis=0), p.ndim),
+        "final_deviation": _scalar_or_vector(deviation[-hold:].mean(axis=0), p.ndim),
+    }
+
+
+def _resources(h: npt.ArrayLike, d: npt.ArrayLike, c: npt.ArrayLike) -> list[FloatArray]:
+    """Checked holdings (N, M), demand (N, M) and capacity (M,) > 0."""
+    h, d = _array("holdings", h, (2,)), _array("demand", d, (2,))
+    c = _array("capacity", c, (1,))
     if d.shape != h.shape:
         raise ValueError(f"demand has shape {d.shape}; expected {h.shape} (holdings)")
     if c.shape != (h.shape[1],):
@@ -396,6 +535,49 @@ def utilisation(holdings: npt.ArrayLike, demand: npt.ArrayLike, capacity: npt.Ar
     _nonnegative("holdings", h)
     _nonnegative("demand", d)
     check_real("capacity", c, 0.0, low_open=True)
-    used = float(np.minimum(h, d).sum())  # §9: Σ_ij min(H_ij, d_ij)
+    return [h, d, c]
+
+
+def used_units(
+    holdings: npt.ArrayLike, demand: npt.ArrayLike, capacity: npt.ArrayLike
+) -> FloatArray:
+    """Units each agent uses, capacity binding. Implements §9 (resource network).
+
+    Args:
+        holdings: H_ij >= 0, shape (N, M).
+        demand: d_ij >= 0, the agents' needs, shape (N, M).
+        capacity: C_j > 0, shape (M,).
+
+    Returns:
+        used_ij, shape (N, M), with 0 <= used_ij <= d_ij and Σ_i used_ij <= C_j.
+
+    Notes:
+        used_ij = min(H_ij, d_ij)·min(1, C_j / Σ_k min(H_kj, d_kj)), 0 where the sum is 0:
+        over capacity, every user's use shrinks by the same factor.
+    """
+    h, d, c = _resources(holdings, demand, capacity)
+    wanted = np.minimum(h, d)
+    total = wanted.sum(axis=0)
+    scale = np.ones_like(c)
+    np.divide(c, total, out=scale, where=total > c)  # min(1, C/Σ); 1 where Σ = 0
+    return wanted * scale  # §9
+
+
+def utilisation(holdings: npt.ArrayLike, demand: npt.ArrayLike, capacity: npt.ArrayLike) -> float:
+    """Utilisation efficiency of a resource network. Implements §9 (resource network).
+
+    Args:
+        holdings, demand, capacity: as in :func:`used_units`.
+
+    Returns:
+        U in [0, 1]; 1.0 when there is no demand at all.
+
+    Notes:
+        U = Σ_ij used_ij / Σ_j min(C_j, Σ_i d_ij). Since Σ_i used_ij =
+        min(C_j, Σ_i min(H_ij, d_ij)) <= min(C_j, Σ_i d_ij), U <= 1 by construction.
+    """
+    h, d, c = _resources(holdings, demand, capacity)
+    # Σ_i used_ij in closed form: termwise <= the denominator's, also in floating point.
+    used = float(np.minimum(c, np.minimum(h, d).sum(axis=0)).sum())
     achievable = float(np.minimum(c, d.sum(axis=0)).sum())
     return used / achievable if achievable > 0 else 1.0  # §9

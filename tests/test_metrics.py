@@ -11,12 +11,18 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mesa_econ.metrics import (
+    drift,
     gini,
     hhi,
+    level_variance,
+    log_returns,
+    pre_shock_band,
     price_entropy,
     recovery_time,
     reserve_coverage,
     resilience,
+    shock_recovery,
+    used_units,
     utilisation,
     volatility,
 )
@@ -139,28 +145,128 @@ def test_price_entropy_rejects_bad_bins(bins):
 
 @pytest.mark.parametrize("prices", [[], [[[1.0]]], [1.0, np.inf]])
 def test_price_series_rejected(prices):
-    for fn in (price_entropy, volatility):
+    for fn in (price_entropy, level_variance, volatility, log_returns):
         with pytest.raises(ValueError, match="prices"):
             fn(prices)
 
 
-# ----------------------------------------------------------------------- volatility §7.1
+# ------------------------------------------------------------------- level variance §7.1
 
 
-def test_volatility_by_hand():
+def test_level_variance_by_hand():
     """§7.1: (1/T) Σ_t (P(t) − P̄)²."""
     # mean 2.5; squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5; 5 / 4 = 1.25
-    value = volatility([1.0, 2.0, 3.0, 4.0])
+    value = level_variance([1.0, 2.0, 3.0, 4.0])
     assert type(value) is float
     assert value == pytest.approx(1.25)
-    np.testing.assert_allclose(volatility([[1.0, 5.0], [3.0, 5.0]]), [1.0, 0.0])
+    np.testing.assert_allclose(level_variance([[1.0, 5.0], [3.0, 5.0]]), [1.0, 0.0])
 
 
 @settings(max_examples=60, deadline=None)
 @given(arrays(float, st.integers(1, 50), elements=st.floats(-1e3, 1e3)), st.floats(-1e3, 1e3))
-def test_volatility_invariant_to_shift(series, shift):
-    """§7.1: adding a constant to every price leaves the volatility unchanged."""
-    assert volatility(series + shift) == pytest.approx(volatility(series), rel=1e-6, abs=1e-6)
+def test_level_variance_invariant_to_shift(series, shift):
+    """§7.1: adding a constant to every price leaves the level variance unchanged."""
+    assert level_variance(series + shift) == pytest.approx(
+        level_variance(series), rel=1e-6, abs=1e-6
+    )
+
+
+# ---------------------------------------------------------- volatility of log returns, drift
+
+E = math.e
+SAWTOOTH = [1.0, E, 1.0, E]  # log returns 1, −1, 1
+
+
+def test_log_returns_by_hand():
+    """r(t) = log(P(t+1)/P(t)): 2 → 4 → 1 gives log 2, log ¼."""
+    np.testing.assert_allclose(log_returns([2.0, 4.0, 1.0]), [math.log(2), -math.log(4)])
+    np.testing.assert_allclose(log_returns(SAWTOOTH), [1.0, -1.0, 1.0], atol=1e-15)
+    assert log_returns(np.ones((5, 3))).shape == (4, 3)
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        # returns 1, −1, 1: mean 1/3, squares 4/9 + 16/9 + 4/9 = 24/9, / (3 − 1) = 4/3
+        (None, 2.0 / math.sqrt(3.0)),
+        (3, 2.0 / math.sqrt(3.0)),
+        # last two returns −1, 1: mean 0, squares 2, / (2 − 1) = 2
+        (2, math.sqrt(2.0)),
+    ],
+)
+def test_volatility_by_hand(window, expected):
+    """σ = sample std (ddof=1) of the last `window` log returns."""
+    value = volatility(SAWTOOTH, window=window)
+    assert type(value) is float
+    assert value == pytest.approx(expected)
+
+
+def test_volatility_per_column():
+    """(T, M) → (M,): a sawtooth, a constant price and steady 10% growth."""
+    prices = np.stack([SAWTOOTH, np.full(4, 3.0), 2.0 * 1.1 ** np.arange(4)], axis=1)
+    np.testing.assert_allclose(volatility(prices), [2.0 / math.sqrt(3.0), 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(volatility(prices, window=2), [math.sqrt(2.0), 0.0, 0.0], atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(float, st.tuples(st.integers(3, 40), st.integers(1, 3)), elements=st.floats(1e-3, 1e3)),
+    st.floats(1e-3, 1e3),
+)
+def test_volatility_is_scale_free(prices, scale):
+    """Log returns, hence volatility, ignore the unit of the price; σ matches np.std."""
+    value = volatility(prices)
+    np.testing.assert_allclose(volatility(prices * scale), value, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        value, np.diff(np.log(prices), axis=0).std(axis=0, ddof=1), rtol=1e-6, atol=1e-9
+    )
+    assert np.all(value >= 0.0)
+
+
+@pytest.mark.parametrize(
+    ("prices", "window", "name"),
+    [
+        ([1.0, 0.0, 2.0], None, "prices"),
+        ([1.0, -2.0, 2.0], None, "prices"),
+        ([1.0, 2.0], None, "prices"),  # one return: no sample std
+        (SAWTOOTH, 1, "window"),
+        (SAWTOOTH, 4, "window"),  # only 3 returns
+        (SAWTOOTH, 2.0, "window"),
+        (SAWTOOTH, True, "window"),
+    ],
+)
+def test_volatility_rejects_bad_input(prices, window, name):
+    with pytest.raises(ValueError, match=name):
+        volatility(prices, window=window)
+
+
+def test_log_returns_rejects_bad_prices():
+    for prices in ([1.0], [1.0, 0.0], [[1.0, -1.0], [1.0, 1.0]]):
+        with pytest.raises(ValueError, match="prices"):
+            log_returns(prices)
+
+
+def test_drift_by_hand():
+    """(log x(T−1) − log x(0)) / (T − 1)."""
+    # 2, 4, 8: log(8/2) / 2 = log 2
+    value = drift([2.0, 4.0, 8.0])
+    assert type(value) is float
+    assert value == pytest.approx(math.log(2))
+    # supply 100, 50, 100, 200: log(200/100) / 3, whatever the path between
+    supply = np.array([[100.0, 5.0], [50.0, 5.0], [100.0, 5.0], [200.0, 5.0]])
+    np.testing.assert_allclose(drift(supply), [math.log(2) / 3.0, 0.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(float, st.integers(2, 40), elements=st.floats(1e-3, 1e3)))
+def test_drift_is_mean_log_return(series):
+    assert drift(series) == pytest.approx(log_returns(series).mean(), abs=1e-9)
+
+
+@pytest.mark.parametrize("series", [[1.0], [1.0, 0.0], [2.0, -1.0], [1.0, np.nan]])
+def test_drift_rejects_bad_series(series):
+    with pytest.raises(ValueError, match="series"):
+        drift(series)
 
 
 # ----------------------------------------------------------------------- resilience §8.3
@@ -234,7 +340,8 @@ def test_gini_properties(values, scale):
             2 * len(values) * values.sum()
         )
         assert value == pytest.approx(pairwise, abs=1e-9)
-        assert gini(values * scale) == pytest.approx(value, abs=1e-9)
+        if values[values > 0].min() * scale >= np.finfo(float).tiny:  # no subnormal rounding
+            assert gini(values * scale) == pytest.approx(value, abs=1e-9)
 
 
 @settings(max_examples=30, deadline=None)
@@ -331,29 +438,178 @@ def test_recovery_time_rejects_bad_input(kwargs, name):
         recovery_time(**args)
 
 
+# ------------------------------------------------------------------- shock recovery §9
+
+# Pre-shock prices 1, 3, 1, 3 (mean 2, std ddof=1 = sqrt(4/3) = 2/√3); shock at step 4.
+BEFORE = [1.0, 3.0, 1.0, 3.0]
+QUOTED = np.array([*BEFORE, 10.0, 6.0, 4.0, 3.0, 2.5, 2.0, 2.0])
+CURVE = np.array([*BEFORE, 6.0, 5.0, 4.0, 3.0, 2.0, 2.0, 2.5])
+
+
+def test_pre_shock_band_by_hand():
+    """§9: P* = mean of the window before t_s, band = width · std (ddof=1)."""
+    reference, band = pre_shock_band(QUOTED, shock_step=4, window=4)
+    assert type(reference) is float and type(band) is float
+    assert reference == pytest.approx(2.0)
+    assert band == pytest.approx(4.0 / math.sqrt(3.0))  # 2 · 2/√3
+    # window 2 before step 4: 1, 3 -> mean 2, std √2; width 1
+    assert pre_shock_band(QUOTED, 4, window=2, width=1.0) == pytest.approx((2.0, math.sqrt(2)))
+    # per column; a flat pre-shock market gets the floor 1e-12·|P*|
+    two = np.stack([QUOTED, np.full(11, 5.0)], axis=1)
+    reference, band = pre_shock_band(two, 4, window=4)
+    np.testing.assert_allclose(reference, [2.0, 5.0])
+    np.testing.assert_allclose(band, [4.0 / math.sqrt(3.0), 5e-12])
+
+
+def test_shock_recovery_by_hand():
+    """§9: recovery of P into its pre-shock band; |P − f(S)| reported beside it."""
+    result = shock_recovery(QUOTED, CURVE, shock_step=4, window=4, hold=2)
+    # |P − 2| <= 2.309 from t_s: 10 F, 6 F, 4 T, 3 T, ... -> recovered 2 steps after t_s
+    assert result["recovery_time"] == 2 and type(result["recovery_time"]) is int
+    assert result["reference"] == pytest.approx(2.0)
+    assert result["band"] == pytest.approx(4.0 / math.sqrt(3.0))
+    assert result["hold"] == 2
+    # |P − f(S)| from t_s: 4, 1, 0, 0, 0.5, 0, 0.5 -> peak 4; last 2 steps (0 + 0.5)/2
+    assert result["peak_deviation"] == pytest.approx(4.0)
+    assert result["final_deviation"] == pytest.approx(0.25)
+
+
+def test_shock_recovery_flat_market_and_columns():
+    """§9: a flat pre-shock price recovers only on returning to it exactly (floor band)."""
+    flat = np.array([5.0, 5.0, 5.0, 5.0, 7.0, 5.0, 5.0, 6.0, 5.0, 5.0])
+    result = shock_recovery(flat, flat, shock_step=4, window=4, hold=2)
+    # in band: 7 F, 5 T, 5 T -> 1; P = f(S) throughout -> deviations 0
+    assert result["recovery_time"] == 1
+    assert result["peak_deviation"] == 0.0 and result["final_deviation"] == 0.0
+    # hold 3: in band F T T F T T -> no run of 3 before the end -> None
+    assert shock_recovery(flat, flat, 4, window=4, hold=3)["recovery_time"] is None
+    # (T, M): the slowest asset decides; deviations per asset
+    both = shock_recovery(
+        np.stack([QUOTED[:10], flat], axis=1),
+        np.stack([CURVE[:10], flat + 1.0], axis=1),
+        4,
+        window=4,
+        hold=2,
+    )
+    assert both["recovery_time"] == 2
+    np.testing.assert_allclose(both["peak_deviation"], [4.0, 1.0])
+    # last 2 steps: asset 0 (|2.5 − 2| + |2 − 2|)/2 = 0.25; asset 1 always 1
+    np.testing.assert_allclose(both["final_deviation"], [0.25, 1.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(float, st.integers(6, 40), elements=st.floats(1e-2, 1e3)),
+    st.integers(2, 5),
+    st.floats(0.0, 5.0),
+)
+def test_shock_recovery_properties(prices, window, width):
+    """§9: the band is at least its floor; P == f(S) has zero deviation; a price back at
+    P* from the shock on recovers at once; a recovery time fits in the series."""
+    result = shock_recovery(prices, prices, window, window=window, width=width, hold=1)
+    assert result["band"] >= 1e-12 * abs(result["reference"])
+    assert result["peak_deviation"] == 0.0 and result["final_deviation"] == 0.0
+    time = result["recovery_time"]
+    assert time is None or 0 <= time <= len(prices) - 1 - window
+    settled = prices.copy()
+    settled[window:] = result["reference"]
+    assert shock_recovery(settled, prices, window, window, width, hold=1)["recovery_time"] == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"shock_step": 3}, "shock_step"),  # fewer than `window` prices before it
+        ({"shock_step": 11}, "shock_step"),
+        ({"window": 1}, "window"),
+        ({"width": -1.0}, "width"),
+        ({"hold": 0}, "hold"),
+        ({"shock_step": 10, "hold": 2}, "hold"),  # one post-shock step left
+        ({"curve_prices": CURVE[:5]}, "curve_prices"),
+        ({"prices": [np.nan] * 11}, "prices"),
+    ],
+)
+def test_shock_recovery_rejects_bad_input(kwargs, name):
+    args = {"prices": QUOTED, "curve_prices": CURVE, "shock_step": 4, "window": 4, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        shock_recovery(**args)
+
+
+def test_pre_shock_band_rejects_bad_input():
+    with pytest.raises(ValueError, match="width"):
+        pre_shock_band(QUOTED, 4, window=4, width=np.nan)
+    with pytest.raises(ValueError, match="window"):
+        pre_shock_band(QUOTED, 4, window=2.5)
+    with pytest.raises(ValueError, match="shock_step"):
+        pre_shock_band(QUOTED, -1, window=2)
+
+
 # ------------------------------------------------------------------------ utilisation §9
+
+HOLDINGS = [[2.0, 0.0], [1.0, 5.0]]
+DEMAND = [[1.0, 1.0], [2.0, 3.0]]
+
+
+def test_used_units_by_hand():
+    """§9: used_ij = min(H_ij, d_ij)·min(1, C_j / Σ_k min(H_kj, d_kj))."""
+    # min(H, d) = [[1, 0], [1, 3]]; column sums (2, 3)
+    # C = (10, 2): asset 0 under capacity (factor 1); asset 1 scaled by 2/3 -> [0, 2]
+    np.testing.assert_allclose(used_units(HOLDINGS, DEMAND, [10.0, 2.0]), [[1.0, 0.0], [1.0, 2.0]])
+    np.testing.assert_allclose(used_units(HOLDINGS, DEMAND, [10.0, 10.0]), [[1.0, 0.0], [1.0, 3.0]])
+    # nobody holds asset 1: used 0 there, not NaN
+    np.testing.assert_array_equal(used_units([[1.0, 0.0]], [[2.0, 4.0]], [1.0, 1.0]), [[1.0, 0.0]])
 
 
 def test_utilisation_by_hand():
-    """§9: U = Σ_ij min(H_ij, d_ij) / Σ_j min(C_j, Σ_i d_ij)."""
-    holdings = [[2.0, 0.0], [1.0, 5.0]]
-    demand = [[1.0, 1.0], [2.0, 3.0]]
-    # used: min = [[1, 0], [1, 3]] -> 5; needed: Σ_i d = (3, 4)
-    # C = (10, 2): min(C, (3, 4)) = (3, 2) -> 5 -> U = 1
-    assert utilisation(holdings, demand, [10.0, 2.0]) == pytest.approx(1.0)
-    # C = (10, 10): (3, 4) -> 7 -> U = 5/7
-    assert utilisation(holdings, demand, [10.0, 10.0]) == pytest.approx(5.0 / 7.0)
-    assert utilisation(holdings, np.zeros((2, 2)), [1.0, 1.0]) == 1.0
+    """§9: U = Σ_ij used_ij / Σ_j min(C_j, Σ_i d_ij)."""
+    # C = (10, 2): used 1 + 1 + 0 + 2 = 4; min(C, Σd = (3, 4)) = (3, 2) -> 5 -> U = 4/5
+    assert utilisation(HOLDINGS, DEMAND, [10.0, 2.0]) == pytest.approx(0.8)
+    # C = (10, 10): used 5; (3, 4) -> 7 -> U = 5/7
+    assert utilisation(HOLDINGS, DEMAND, [10.0, 10.0]) == pytest.approx(5.0 / 7.0)
+    # two agents each holding and needing 3 of a resource of capacity 4: the old
+    # Σ min(H, d) / Σ min(C, Σd) gave 6/4; with capacity binding, 4/4
+    assert utilisation([[3.0], [3.0]], [[3.0], [3.0]], [4.0]) == 1.0
+    assert utilisation(HOLDINGS, np.zeros((2, 2)), [1.0, 1.0]) == 1.0
+
+
+_RESOURCE = arrays(float, (4, 3), elements=st.floats(0.0, 1e3))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_RESOURCE, _RESOURCE, arrays(float, (3,), elements=st.floats(1e-3, 1e4)))
+def test_utilisation_bounded_and_capacity_respected(holdings, demand, capacity):
+    """§9: 0 <= U <= 1; used_ij <= d_ij; Σ_i used_ij <= C_j."""
+    value = utilisation(holdings, demand, capacity)
+    assert 0.0 <= value <= 1.0
+    used = used_units(holdings, demand, capacity)
+    assert np.all(used >= 0.0)
+    assert np.all(used <= demand)
+    assert np.all(used.sum(axis=0) <= capacity * (1 + 1e-12))
+    achievable = np.minimum(capacity, demand.sum(axis=0)).sum()
+    if achievable > 0:  # U is the used units' share of what could be used
+        assert used.sum() == pytest.approx(value * achievable, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_RESOURCE, arrays(float, (3,), elements=st.floats(0.0, 1e3)))
+def test_utilisation_is_one_when_needs_met_within_capacity(demand, headroom):
+    """§9: every agent holds exactly its need and Σ needs <= C -> U = 1."""
+    capacity = demand.sum(axis=0) + headroom + 1e-3
+    assert utilisation(demand, demand, capacity) == 1.0
+    np.testing.assert_array_equal(used_units(demand, demand, capacity), demand)
 
 
 def test_utilisation_rejects_bad_input():
-    with pytest.raises(ValueError, match="capacity"):
-        utilisation(np.ones((2, 2)), np.ones((2, 2)), [1.0, 0.0])
-    with pytest.raises(ValueError, match="capacity"):
-        utilisation(np.ones((2, 2)), np.ones((2, 2)), [1.0])
-    with pytest.raises(ValueError, match="demand"):
-        utilisation(np.ones((2, 2)), np.ones((3, 2)), [1.0, 1.0])
-    with pytest.raises(ValueError, match="demand"):
-        utilisation(np.ones((2, 2)), -np.ones((2, 2)), [1.0, 1.0])
-    with pytest.raises(ValueError, match="holdings"):
-        utilisation(-np.ones((2, 2)), np.ones((2, 2)), [1.0, 1.0])
+    for fn in (utilisation, used_units):
+        with pytest.raises(ValueError, match="capacity"):
+            fn(np.ones((2, 2)), np.ones((2, 2)), [1.0, 0.0])
+        with pytest.raises(ValueError, match="capacity"):
+            fn(np.ones((2, 2)), np.ones((2, 2)), [1.0])
+        with pytest.raises(ValueError, match="demand"):
+            fn(np.ones((2, 2)), np.ones((3, 2)), [1.0, 1.0])
+        with pytest.raises(ValueError, match="demand"):
+            fn(np.ones((2, 2)), -np.ones((2, 2)), [1.0, 1.0])
+        with pytest.raises(ValueError, match="holdings"):
+            fn(-np.ones((2, 2)), np.ones((2, 2)), [1.0, 1.0])
+        with pytest.raises(ValueError, match="holdings"):
+            fn(np.ones(2), np.ones((2, 2)), [1.0, 1.0])
