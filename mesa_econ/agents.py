@@ -41,7 +41,7 @@ class TraderAgent(FixedAgent):
 
     @property
     def wealth(self) -> float:
-        """Mark-to-market wealth B_i + Σ_j H_ij P_j at the quoted price."""
+        """Wealth B_i + Σ_j H_ij v_j, v the model's profit mark (``model.token_marks``)."""
         return float(self.model.wealth[self.row])
 
     @property

@@ -22,6 +22,8 @@ CURVE_KINDS = ("linear", "logarithmic", "exponential", "sigmoid", "power")
 GRAPH_KINDS = ("complete", "watts_strogatz", "erdos_renyi", "barabasi_albert", "empty")
 SETTLEMENTS = ("curve", "spot")
 COOPERATIVE_SCOPES = ("all", "neighbours")
+PROFIT_MARKS = ("liquidation", "quote")
+STABILITY_KINDS = ("shared", "attributed")
 
 PerAsset = float | Sequence[float]
 
@@ -161,6 +163,21 @@ class MarketConfig:
     """Assets hit by the shock (None: all)."""
     shock_decay: float = 0.0
     """Fraction of the spike kept each following step, in [0, 1)."""
+    yield_rate: PerAsset = 0.0
+    """y_j >= 0: each step agent i receives y_j·Z_j·H_ij(t+1) in cash from an external
+    account (negative when Z_j < 0; a payment is capped at the agent's capital). With
+    Z_j ~ N(m_j, s_j²), y_j·m_j is the token's carry and y_j·(Z_j − m_j) the news agents
+    observe before trading: a motive to trade that is not a pump (docs/model.md)."""
+    fee: float = 0.0
+    """Trading fee, a fraction in [0, 1) of the traded value |ã_ij|·p̄_j, paid by buyers and
+    sellers alike to the external account."""
+    capacity: PerAsset | None = None
+    """C_j > 0, capacity of each resource (use value and utilisation, §9); None: unbounded."""
+    horizon: int = 128
+    """H, the episode length (>= 1); the observation carries min(t, H)/H."""
+    population_seed: int | None = None
+    """Seed of the graph and the drawn needs d_ij (None: drawn from the model's rng), so
+    that episodes with different noise seeds share one population."""
 
     def __post_init__(self) -> None:
         check_int("n_agents", self.n_agents, 1)
@@ -203,6 +220,15 @@ class MarketConfig:
             bad = [j for j in self.shock_assets if not 0 <= int(j) < m]
             if bad:
                 _fail("shock_assets", self.shock_assets, f"asset indices in [0, {m - 1}]")
+        _check_per_asset("yield_rate", self.yield_rate, m)
+        check_real("yield_rate", self.yield_rate, 0.0)
+        check_real("fee", self.fee, 0.0, 1.0, high_open=True)
+        if self.capacity is not None:
+            _check_per_asset("capacity", self.capacity, m)
+            check_real("capacity", self.capacity, 0.0, low_open=True)
+        check_int("horizon", self.horizon, 1)
+        if self.population_seed is not None:
+            check_int("population_seed", self.population_seed, 0)
 
     def per_asset(self, name: str) -> np.ndarray:
         """The named per-asset parameter broadcast to a float array of shape (M,)."""
@@ -223,7 +249,16 @@ class RewardConfig:
     cooperative_scope: str = "all"
     """'all' sums over every k != i (the paper); 'neighbours' over graph neighbours only."""
     use_value: float = 0.0
-    """Value per unit of held asset up to the agent's need d_ij (resource network, §9), >= 0."""
+    """Value per used unit per step (resource network, §9), >= 0: units held up to the
+    agent's need d_ij, scaled down pro rata where the users' total exceeds capacity C_j."""
+    profit_mark: str = "liquidation"
+    """How holdings are marked in the profit reward and in ``model.wealth`` (§4.1):
+    'liquidation' marks H_ij at its share of the reserve, H_ij·reserve_j/S_j (the marks of
+    all agents sum to the reserve, so no one earns reward from paper gains); 'quote' is the
+    paper's literal H_ij·P_j at the quoted price (teaches a pump on a convex curve)."""
+    stability: str = "shared"
+    """'shared': every agent pays ω Σ_j |ΔP_j| (the paper, §4.2); 'attributed': agent i pays
+    ω Σ_j (|ΔP_j| − |ΔP_j without agent i's executed trade|), noise unattributed."""
 
     def __post_init__(self) -> None:
         check_real("profit_weight", self.profit_weight, 0.0)
@@ -231,9 +266,12 @@ class RewardConfig:
         check_real("rho", self.rho, 0.0)
         check_choice("cooperative_scope", self.cooperative_scope, COOPERATIVE_SCOPES)
         check_real("use_value", self.use_value, 0.0)
+        check_choice("profit_mark", self.profit_mark, PROFIT_MARKS)
+        check_choice("stability", self.stability, STABILITY_KINDS)
 
 
-POLICY_KINDS = ("random", "hold", "mean_reversion", "actor_critic")
+POLICY_KINDS = ("actor_critic", "random", "random_clipped", "hold", "mean_reversion",
+                "informed", "need_aware")
 
 
 @dataclass(frozen=True)
@@ -241,7 +279,8 @@ class PolicyConfig:
     """Which policy drives the agents."""
 
     kind: str = "random"
-    """'random', 'hold', 'mean_reversion', 'actor_critic', or 'checkpoint:PATH'."""
+    """'random', 'random_clipped' (clipped to ±trade_scale), 'hold', 'mean_reversion',
+    'informed', 'need_aware', 'actor_critic', or 'checkpoint:PATH'."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer widths of each agent's actor and critic MLPs."""
     n_groups: int | None = None

@@ -9,11 +9,17 @@ The order of a step (see :func:`market_step`):
    (R(S+Δ) − R(S))/Δ and moves the reserve by exactly R(S+Δ) − R(S); ``"spot"`` is the
    paper's literal B_i −= Σ_j ã_ij P_j(t). A sale the reserve cannot pay is filled
    partially (every seller of that asset scaled alike) and the fill is reported;
-4. capital (§5.2) B_i += −payment_i + I; holdings (§5.3) H_i += ã_i;
+   A trading fee φ (a fraction of the traded value) is paid on top by buyers and out of
+   the proceeds of sellers, to an external account; budgets include it;
+4. capital (§5.2) B_i += −payment_i − fee_i + I; holdings (§5.3) H_i += ã_i;
 5. supply (§5.1) S_j = Σ_i H_ij after minting/burning ψ_j pro rata to holders;
-6. price deviation and quote (§3.1-§3.3, see :mod:`mesa_econ.pricing`).
+6. yield: B_i += Σ_j y_j Z_j H_ij(t+1), paid from/to an external account (Z_j ~ N(m_j,
+   s_j²): m_j is the carry, Z_j − m_j the news), a negative payment capped at the agent's
+   capital (limited liability);
+7. price deviation and quote (§3.1-§3.3, see :mod:`mesa_econ.pricing`).
 
-Money is conserved: Σ_i B_i + Σ_j reserve_j changes only by the income paid in.
+Money is conserved: Σ_i B_i + Σ_j reserve_j changes only by the income and yield paid in
+and the fees paid out (all three reported in :class:`StepInfo`).
 Tokens are conserved: S_j = Σ_i H_ij, changed only by trades against the curve and ψ.
 """
 
@@ -47,6 +53,7 @@ __all__ = [
     "market_step",
     "mint_burn",
     "peer_influence",
+    "price_without_each",
     "scale_buys_to_budget",
     "settle_curve",
     "settle_spot",
@@ -92,6 +99,10 @@ class MarketParams:
     income: float
     settlement: str
     price_floor: float
+    fee: float = 0.0
+    yield_rate: np.ndarray | None = None
+    attribute_price: bool = False
+    """Compute :attr:`StepInfo.price_without` (the attributed stability reward needs it)."""
 
     @classmethod
     def from_config(cls, cfg: MarketConfig) -> MarketParams:
@@ -101,7 +112,8 @@ class MarketParams:
                    sigma0=pa("sigma0"), sigma1=pa("sigma1"), zeta=pa("zeta"),
                    factor_mean=pa("factor_mean"), psi=pa("psi"), dt=float(cfg.dt),
                    income=float(cfg.income), settlement=cfg.settlement,
-                   price_floor=float(cfg.price_floor))
+                   price_floor=float(cfg.price_floor), fee=float(cfg.fee),
+                   yield_rate=pa("yield_rate") if np.any(pa("yield_rate")) else None)
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,13 @@ class StepInfo:
     """Fraction of each asset's sells filled (1 unless the reserve ran short), shape (M,)."""
     curve_price: np.ndarray
     """f_j(S_j) at the post-step supply, shape (M,)."""
+    fees: np.ndarray | None = None
+    """Trading fee paid by each agent to the external account, shape (N,) (None: no fee)."""
+    yield_paid: np.ndarray | None = None
+    """Yield received by each agent (negative: paid), shape (N,) (None: no yield)."""
+    price_without: np.ndarray | None = None
+    """P_j(t+1) had agent i's executed trade ã_i not happened, shape (N, M): the curve and
+    impact parts recomputed, the noise kept (None unless ``attribute_price``)."""
 
 
 def peer_influence(orders: np.ndarray, nu: float,
@@ -358,19 +377,30 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
     """
     executed = peer_influence(orders, params.nu, adjacency)  # §5.3
     executed = clip_short_sales(executed, state.holdings)
+    # a fee φ on top of a buy's cost: buys are budgeted against B / (1 + φ)
+    budget = state.capital if params.fee == 0.0 else state.capital / (1.0 + params.fee)
     if params.settlement == "curve":
         quote = SupplyQuote(curve, state.supply, spot=curve_price)
         executed, payments, reserve_change, clearing, fill, net_flow = _settle_curve(
-            executed, state.capital, state.reserve, quote)
+            executed, budget, state.reserve, quote)
     else:
         executed, payments, reserve_change, clearing, fill = settle_spot(
-            executed, state.capital, state.reserve, state.price)
+            executed, budget, state.reserve, state.price)
         net_flow = executed.sum(axis=0)
     capital = state.capital - payments + params.income  # §5.2
+    fees = None
+    if params.fee != 0.0:  # φ Σ_j |ã_ij| p̄_j, to the external account
+        fees = params.fee * (np.abs(executed) @ clearing)
+        capital = capital - fees  # >= 0: buys were budgeted against B / (1 + φ)
     holdings = state.holdings + executed  # §5.3
     if params.psi.any():  # §5.1's ψ
         holdings = mint_burn(holdings, state.supply + net_flow, params.psi)
     supply = holdings.sum(axis=0)  # §5.1: S_j = Σ_i H_ij
+    yield_paid = None
+    if params.yield_rate is not None:  # y_j Z_j per token held after the trade
+        per_token = params.yield_rate * noise.factors
+        yield_paid = np.maximum(holdings @ per_token, -capital)  # limited liability
+        capital = capital + yield_paid
     reserve = np.maximum(state.reserve + reserve_change, 0.0)
     demand = np.maximum(executed, 0.0).sum(axis=0)
     impact = pricing.market_impact(net_flow, demand, state.supply, params.kappa, params.lam)
@@ -382,7 +412,34 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
     price = pricing.quoted_price(curve_price, deviation, noise.eta, params.price_floor)
     new_state = MarketState(capital=capital, holdings=holdings, supply=supply,
                             reserve=reserve, deviation=deviation, price=price)
+    price_without = None
+    if params.attribute_price:
+        price_without = price_without_each(executed, supply, deviation, noise.eta, params,
+                                           curve)
     info = StepInfo(executed=executed, net_flow=net_flow, demand=demand,
                     clearing_price=clearing, payments=payments,
-                    reserve_change=reserve_change, sell_fill=fill, curve_price=curve_price)
+                    reserve_change=reserve_change, sell_fill=fill, curve_price=curve_price,
+                    fees=fees, yield_paid=yield_paid, price_without=price_without)
     return new_state, info
+
+
+def price_without_each(executed: np.ndarray, supply: np.ndarray, deviation: np.ndarray,
+                       eta: np.ndarray, params: MarketParams,
+                       curve: BondingCurve) -> np.ndarray:
+    """The quoted price each agent's own trade is answerable for: P_j(t+1) without ã_i.
+
+    Notes:
+        P^{−i}_j = max(f_j(S'_j − ã_ij) + X'_j − κ_j ã_ij − λ_j max(ã_ij, 0) + η_j, floor):
+        the curve part (§3.1) and the impact part (§3.2, κΔ + λ(D − S)) recomputed with
+        agent i's executed trade removed; the mean reversion, the SDE noise, the factor
+        term and η stay as they were (unattributed). Other agents' trades, including any
+        peer-influence part of ã_i, are taken as given. S'_j − ã_ij >= H_ij >= 0, so the
+        curve is evaluated inside its domain.
+
+    Returns:
+        Shape (N, M).
+    """
+    counterfactual_supply = np.maximum(supply - executed, 0.0)  # (N, M)
+    impact_i = params.kappa * executed + params.lam * np.maximum(executed, 0.0)  # §3.2
+    return np.maximum(curve.price(counterfactual_supply) + (deviation + eta) - impact_i,
+                      params.price_floor)

@@ -7,6 +7,7 @@ the hot path; the agents are views onto rows of the arrays held here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
@@ -25,7 +26,7 @@ from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConf
 from mesa_econ.curves import BondingCurve, make_curve
 from mesa_econ.dynamics import MarketParams, MarketState, StepNoise, market_step
 from mesa_econ.policies.actor_critic import act_only
-from mesa_econ.rewards import compute_rewards
+from mesa_econ.rewards import compute_rewards, liquidation_mark
 
 __all__ = ["EconomyModel", "default_curve_params"]
 
@@ -112,7 +113,7 @@ class EconomyModel(mesa.Model):
     (``policy`` is PolicyConfig.kind) plus ``collect_agents``, ``collect_every``,
     ``torch_threads``,
     ``demand`` (needs d_ij for the use-value reward: an (N, M) array, or a mean need
-    from which d_ij ~ U(0, 2·mean) is drawn with the model's generator) and
+    from which d_ij ~ U(0, 2·mean) is drawn with the population generator) and
     ``rng``/``seed``. Every value is validated; a bad one raises ValueError naming it.
     A seed given as a string (Solara's text box) is cast to int.
 
@@ -123,7 +124,15 @@ class EconomyModel(mesa.Model):
             so ``observe()`` shows it to agents acting inside or outside ``step()``).
         grid: the ``mesa.discrete_space.Network`` the agents sit on.
         graph: the interaction graph; ``adjacency`` its sparse matrix (None if complete).
-        torch_generator: the model's torch.Generator, seeded from ``rng``.
+        torch_generator: the model's torch.Generator, seeded from ``rng`` (learned policies
+            sample from it); ``policy_rng``: numpy Generator of the scripted policies.
+            ``rng`` itself then drives only the market's noise, so two models with the
+            same seed and different policies see the same noise (common random numbers).
+        population_seed: the seed of the graph and the needs (``population_seed`` if
+            given, else drawn from ``rng``).
+        income_paid, yield_paid, fees_paid: cumulative money paid in (income, yield) and
+            out (fees) from outside the market; Σ B + Σ reserve changes by exactly
+            income_paid + yield_paid − fees_paid.
         last_rewards: r_i of the last step; ``last_info``: its ``dynamics.StepInfo``.
     """
 
@@ -137,8 +146,11 @@ class EconomyModel(mesa.Model):
                  initial_holdings: float = 10.0, trade_scale: float = 1.0,
                  price_floor: float = 1e-9, shock_step: int | None = None,
                  shock_size: float = 0.0, shock_assets: tuple[int, ...] | None = None,
-                 shock_decay: float = 0.0, profit_weight: float = 1.0, omega: float = 0.0,
+                 shock_decay: float = 0.0, yield_rate: Any = 0.0, fee: float = 0.0,
+                 capacity: Any = None, horizon: int = 128, population_seed: int | None = None,
+                 profit_weight: float = 1.0, omega: float = 0.0,
                  rho: float = 0.0, cooperative_scope: str = "all", use_value: float = 0.0,
+                 profit_mark: str = "liquidation", stability: str = "shared",
                  policy: str = "random", hidden: tuple[int, ...] = (64, 64),
                  n_groups: int | None = None, random_scale: float = 1.0,
                  reversion_strength: float = 1.0, collect_agents: bool = False,
@@ -179,7 +191,15 @@ class EconomyModel(mesa.Model):
         self.n_agents, self.n_assets = mc.n_agents, mc.n_assets
         self.trade_scale = float(mc.trade_scale)
         self.torch_generator = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
-        self.params = MarketParams.from_config(mc)
+        self.policy_rng = np.random.default_rng(int(self.rng.integers(2**62)))
+        self.population_seed = (int(mc.population_seed) if mc.population_seed is not None
+                                else int(self.rng.integers(2**31)))
+        population_rng = np.random.default_rng(self.population_seed)
+        rc = cfg.rewards
+        self.params = dataclasses.replace(
+            MarketParams.from_config(mc),
+            attribute_price=rc.stability == "attributed" and rc.omega > 0)
+        self.capacity = mc.per_asset("capacity") if mc.capacity is not None else None
         self._factor_std = mc.per_asset("factor_std")
         self._sigma_eta = mc.per_asset("sigma_eta")
         self._sqrt_dt = float(np.sqrt(mc.dt))
@@ -195,17 +215,17 @@ class EconomyModel(mesa.Model):
             price=np.maximum(curve_price, mc.price_floor))
         _freeze_state(self._state)
         self._curve_price = _freeze(curve_price)
-        self.demand = _make_demand(demand, n, m, self.rng)
+        self.demand = _make_demand(demand, n, m, population_rng)
         if cfg.rewards.use_value > 0 and self.demand is None:
             raise ValueError("demand=None is invalid: use_value > 0 needs a demand array (N, M)")
-        self._build_space(mc)
+        self._build_space(mc, population_rng)
         self._build_policy(cfg.policy)
         self._init_bookkeeping()
         self.datacollector = self._make_datacollector(cfg.collect_agents)
         self.datacollector.collect(self)
 
-    def _build_space(self, mc: MarketConfig) -> None:
-        self.graph = _build_graph(mc, seed=int(self.rng.integers(2**31)))
+    def _build_space(self, mc: MarketConfig, population_rng: np.random.Generator) -> None:
+        self.graph = _build_graph(mc, seed=int(population_rng.integers(2**31)))
         self.grid = _make_network(self.graph, self.random)
         if isinstance(mc.graph, str) and mc.graph == "complete":
             self.adjacency = None  # §5.3 Σ_{k≠i} computed in O(N·M)
@@ -226,8 +246,13 @@ class EconomyModel(mesa.Model):
 
         self.ensemble = None
         self.scripted = None
-        if pc.kind == "random":
-            self.scripted = policies.RandomPolicy(scale=pc.random_scale)
+        if pc.kind in ("random", "random_clipped"):
+            self.scripted = policies.RandomPolicy(scale=pc.random_scale,
+                                                  clip=pc.kind == "random_clipped")
+        elif pc.kind == "informed":
+            self.scripted = policies.InformedPolicy()
+        elif pc.kind == "need_aware":
+            self.scripted = policies.NeedAwarePolicy()
         elif pc.kind == "hold":
             self.scripted = policies.HoldPolicy()
         elif pc.kind == "mean_reversion":
@@ -251,6 +276,8 @@ class EconomyModel(mesa.Model):
         self.last_orders = np.zeros((self.n_agents, m))
         self.t = 0
         self.income_paid = 0.0
+        self.yield_paid = 0.0
+        self.fees_paid = 0.0
         self._window = np.empty((PRICE_WINDOW, m))
         self._window[0] = self._state.price
         self._window_len = 1
@@ -265,14 +292,18 @@ class EconomyModel(mesa.Model):
             model_reporters[f"price_{j}"] = functools.partial(reporters.price_of, asset=j)
             model_reporters[f"curve_price_{j}"] = functools.partial(reporters.curve_price_of,
                                                                     asset=j)
+            model_reporters[f"supply_{j}"] = functools.partial(reporters.supply_of, asset=j)
         model_reporters.update({
             "hhi": reporters.report_hhi, "gini": reporters.report_gini,
             "volatility": reporters.report_volatility,
+            "level_variance": reporters.report_level_variance,
             "price_entropy": reporters.report_price_entropy,
             "reserve_coverage": reporters.report_reserve_coverage,
             "mean_capital": reporters.report_mean_capital,
             "mean_reward": reporters.report_mean_reward,
         })
+        if self.demand is not None and self.capacity is not None:
+            model_reporters["utilisation"] = reporters.report_utilisation
         agent_reporters = ({"capital": reporters.agent_capital, "wealth": reporters.agent_wealth,
                             "reward": reporters.agent_reward} if collect_agents else None)
         return mesa.DataCollector(model_reporters=model_reporters,
@@ -320,11 +351,19 @@ class EconomyModel(mesa.Model):
         return self.curve.reserve(self._state.supply)
 
     @property
+    def token_marks(self) -> np.ndarray:
+        """v_j, the value per token of the configured profit mark (§4.1): the liquidation
+        share reserve_j / S_j (default) or the quoted price P_j ('quote')."""
+        if self.config.rewards.profit_mark == "quote":
+            return self._state.price
+        return liquidation_mark(self._state.reserve, self._state.supply)
+
+    @property
     def wealth(self) -> np.ndarray:
-        """B_i + Σ_j H_ij P_j, mark-to-market at the quoted price (read-only)."""
+        """B_i + Σ_j H_ij v_j, marked as the profit reward marks it (read-only)."""
         if self._wealth_cache is None:
             self._wealth_cache = _freeze(self._state.capital
-                                         + self._state.holdings @ self._state.price)
+                                         + self._state.holdings @ self.token_marks)
         return self._wealth_cache
 
     @property
@@ -334,15 +373,29 @@ class EconomyModel(mesa.Model):
         depend on the order). Use the DataCollector frame for an ordered series."""
         return self._window[:self._window_len]
 
+    def price_window_ordered(self) -> np.ndarray:
+        """:attr:`price_window`, oldest first (a copy)."""
+        if self._window_len < PRICE_WINDOW:
+            return self._window[:self._window_len].copy()
+        return np.roll(self._window, -((self.t + 1) % PRICE_WINDOW), axis=0)
+
     @property
     def state(self) -> MarketState:
         """The full market state (frozen dataclass of arrays)."""
         return self._state
 
+    def observation_layout(self) -> list[tuple[str, int]]:
+        """The blocks of an observation row in order, as (name, width) pairs."""
+        m = self.n_assets
+        layout = [("capital", 1), ("holdings", m), ("price", m), ("factor", m), ("time", 1)]
+        if self.demand is not None:
+            layout.append(("need", m))
+        return layout
+
     @property
     def obs_dim(self) -> int:
-        """Width of an agent's observation: 1 + 3M ([B_i, H_i, P, Z])."""
-        return 1 + 3 * self.n_assets
+        """Width of an agent's observation: 2 + 3M ([B_i, H_i, P, Z, t/H]), + M with needs."""
+        return 2 + 3 * self.n_assets + (self.n_assets if self.demand is not None else 0)
 
     def policy_of(self, row: int) -> Any:
         """Agent ``row``'s policy (a PolicyView, or the shared scripted policy)."""
@@ -350,21 +403,30 @@ class EconomyModel(mesa.Model):
 
     # ------------------------------------------------------------------ stepping
     def observe(self) -> np.ndarray:
-        """All agents' observations, shape (N, 1 + 3M), float32. Implements §2.1.
+        """All agents' observations, shape (N, obs_dim), float32. Implements §2.1.
 
         Notes:
-            S_i = [B_i / B0, H_i / H0, P / P0, (Z − m) / s], scaled by the initial capital
-            B0, initial holdings H0 (1 if zero), initial curve price P0 and factor std s
-            (1 where s = 0).
+            S_i = [B_i / B0, H_i / H0, P / P0, (Z − m) / s, min(t, H) / H, d_i / H0],
+            scaled by the initial capital B0, initial holdings H0 (1 if zero), initial
+            curve price P0 and factor std s (1 where s = 0); H is the episode horizon; the
+            needs d_i only when the model has them (see :meth:`observation_layout`).
         """
         mc = self.config.market
         n, m = self.n_agents, self.n_assets
-        obs = np.empty((n, 1 + 3 * m), dtype=np.float32)
+        h0 = mc.initial_holdings or 1.0
+        obs = np.empty((n, self.obs_dim), dtype=np.float32)
         obs[:, 0] = self._state.capital / mc.initial_capital
-        obs[:, 1:1 + m] = self._state.holdings / (mc.initial_holdings or 1.0)
+        obs[:, 1:1 + m] = self._state.holdings / h0
         obs[:, 1 + m:1 + 2 * m] = self._state.price / self._price_scale
-        obs[:, 1 + 2 * m:] = (self.factors - self.params.factor_mean) / self._factor_scale
+        obs[:, 1 + 2 * m:1 + 3 * m] = self.standardised_factors()
+        obs[:, 1 + 3 * m] = min(self.t, mc.horizon) / mc.horizon
+        if self.demand is not None:
+            obs[:, 2 + 3 * m:] = self.demand / h0
         return obs
+
+    def standardised_factors(self) -> np.ndarray:
+        """(Z_j − m_j) / s_j for the coming step, shape (M,) (s = 1 where s_j = 0)."""
+        return (self.factors - self.params.factor_mean) / self._factor_scale
 
     @functools.cached_property
     def _price_scale(self) -> np.ndarray:
@@ -430,11 +492,18 @@ class EconomyModel(mesa.Model):
         self._curve_price = info.curve_price
         self._wealth_cache = None
         self.income_paid += p.income * self.n_agents
+        if info.yield_paid is not None:
+            self.yield_paid += float(info.yield_paid.sum())
+        if info.fees is not None:
+            self.fees_paid += float(info.fees.sum())
         self.last_breakdown = compute_rewards(
             self.config.rewards, capital_before=before.capital, capital_after=after.capital,
             holdings_before=before.holdings, holdings_after=after.holdings,
             price_before=before.price, price_after=after.price,
-            adjacency=self.adjacency, demand=self.demand)
+            adjacency=self.adjacency, demand=self.demand,
+            reserve_before=before.reserve, reserve_after=after.reserve,
+            supply_before=before.supply, supply_after=after.supply,
+            price_without=info.price_without, capacity=self.capacity)
         self.last_rewards = self.last_breakdown.total
         self.t += 1
         self._window[self.t % PRICE_WINDOW] = after.price

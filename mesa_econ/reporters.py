@@ -10,8 +10,10 @@ numbers are those of the pure functions in :mod:`mesa_econ.metrics` (tested agai
 Decisions a user should know:
 
 - ``report_gini`` assumes wealth >= 0 (the model never lets agents go negative).
-- ``report_volatility`` and ``report_price_entropy`` do not depend on the order of the rows
-  of ``price_window``: a model may hand over its ring buffer without rolling it.
+- ``report_level_variance`` and ``report_price_entropy`` do not depend on the order of the
+  rows of ``price_window``: a model may hand over its ring buffer without rolling it.
+  ``report_volatility`` (log returns) needs the order: it reads
+  ``price_window_ordered()``.
 - ``report_price_entropy`` uses 20 bins, the default of ``price_entropy``.
 """
 
@@ -30,6 +32,7 @@ from mesa_econ.metrics import (
     _entropy_kernel,
     _gini_kernel,
     _gini_weights,
+    utilisation,
 )
 
 __all__ = [
@@ -41,12 +44,14 @@ __all__ = [
     "price_of",
     "report_gini",
     "report_hhi",
+    "report_level_variance",
     "report_mean_capital",
     "report_mean_price",
     "report_mean_reward",
     "report_price_entropy",
     "report_reserve_coverage",
     "report_total_wealth",
+    "report_utilisation",
     "report_volatility",
     "supply_of",
 ]
@@ -92,7 +97,18 @@ def report_reserve_coverage(model: Any) -> float:
 
 
 def report_volatility(model: Any) -> float:
-    """Mean over assets of the volatility (§7.1) of ``model.price_window``."""
+    """Mean over assets of the std of log returns over the price window (oldest first,
+    ``PRICE_WINDOW`` prices; :func:`mesa_econ.metrics.volatility`); 0.0 before the window
+    has three prices."""
+    window = model.price_window_ordered()
+    if window.shape[0] < 3 or not (window > 0).all():
+        return 0.0
+    returns = np.log(window[1:] / window[:-1])
+    return float(returns.std(axis=0, ddof=1).mean())  # the headline volatility
+
+
+def report_level_variance(model: Any) -> float:
+    """Mean over assets of the §7.1 level variance of ``model.price_window``."""
     window = model.price_window
     mean_weights = _REPORT_MEAN_WEIGHTS.get(window.shape[0])
     if mean_weights is None:
@@ -114,13 +130,20 @@ def report_price_entropy(model: Any) -> float:
     return max((m * float(table[t]) - total) / (t * m), 0.0)  # §8.2, averaged over assets
 
 
+def report_utilisation(model: Any) -> float:
+    """Utilisation U of the resource network (§9; 0.0 without needs or capacity)."""
+    if model.demand is None or model.capacity is None:
+        return 0.0
+    return float(utilisation(model.holdings, model.demand, model.capacity))
+
+
 def report_mean_capital(model: Any) -> float:
     """Mean capital B_i over agents."""
     return float(model.capital.sum()) / model.capital.shape[0]
 
 
 def report_total_wealth(model: Any) -> float:
-    """Total mark-to-market wealth Σ_i (B_i + Σ_j H_ij P_j)."""
+    """Total wealth Σ_i (B_i + Σ_j H_ij v_j), v the model's profit mark."""
     return float(model.wealth.sum())
 
 
@@ -157,7 +180,7 @@ def agent_capital(agent: Any) -> float:
 
 
 def agent_wealth(agent: Any) -> float:
-    """Mark-to-market wealth of a TraderAgent."""
+    """Wealth of a TraderAgent (marked as the profit reward marks it)."""
     return float(agent.wealth)
 
 

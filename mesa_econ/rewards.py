@@ -6,15 +6,25 @@ trainers and the tests compute rewards the same way. Shapes: N agents, M assets;
 
 Decisions a user should know:
 
-- Wealth is marked to market at the *quoted* price P_j (curve + deviation + noise, §3.1),
-  so noise in the quote moves the profit reward of every holder (§4.1).
+- Profit is the change of wealth B_i + Σ_j H_ij·v_j, with v_j the per-token mark (§4.1).
+  The default mark is the liquidation share v_j = reserve_j / S_j: what uniform clearing
+  pays each token if every holder sells at once. The marks of all agents sum to the
+  reserve, so a buyer (alone or in a crowd) earns no reward from paper gains; buying
+  moves value to the other holders instead. ``profit_mark='quote'`` is the paper's
+  literal v_j = P_j (the quoted price), under which buying on a convex curve books paper
+  wealth that no money backs: it teaches a pump (docs/model.md).
 - The stability term −ω Σ_j |P_j(t+1) − P_j(t)| uses the realised change of the quoted
-  price and is the same for every agent (§4.2).
+  price and is the same for every agent (§4.2, 'shared'); the 'attributed' variant charges
+  agent i ω Σ_j (|ΔP_j| − |ΔP_j^{−i}|), the move its own executed trade caused on the curve
+  and impact parts (negative, a reward, when its trade leans against the move).
 - The cooperative term sums the other agents' *unweighted* profit rewards r_k^profit,
   as the paper writes it (§4.3); ``profit_weight`` scales only the agent's own profit.
+  With a use value (resource network) r_k^profit is the agent's own payoff, profit plus
+  use value: a cooperative agent then counts the use its congestion takes from others.
   Scope 'all' is the paper's Σ_{k≠i}; 'neighbours' sums over graph neighbours (A @ r).
-- The use value (resource network, §9) pays ``value`` per unit held up to the need d_ij;
-  it is a flow paid every step, not a change in wealth.
+- The use value (resource network, §9) pays ``value`` per used unit: held up to the need
+  d_ij, scaled by min(1, C_j / Σ_k min(H_kj, d_kj)) when a capacity C_j binds; it is a
+  flow paid every step, not a change in wealth.
 - total = profit_weight·profit + stability + cooperative + use_value.
 """
 
@@ -28,11 +38,13 @@ import numpy as np
 import numpy.typing as npt
 
 from mesa_econ.config import RewardConfig, check_real
+from mesa_econ.metrics import used_units
 
 __all__ = [
     "RewardBreakdown",
     "compute_rewards",
     "cooperative_bonus",
+    "liquidation_mark",
     "profit_reward",
     "stability_penalty",
     "use_value_reward",
@@ -103,6 +115,21 @@ def _profit(
     b0: FloatArray, b1: FloatArray, h0: FloatArray, h1: FloatArray, p0: FloatArray, p1: FloatArray
 ) -> FloatArray:
     return b1 - b0 + (h1 @ p1 - h0 @ p0)  # §4.1
+
+
+def liquidation_mark(reserve: npt.ArrayLike, supply: npt.ArrayLike) -> FloatArray:
+    """Per-token liquidation value reserve_j / S_j (0 where S_j = 0). Implements §4.1's
+    mark (decision: docs/model.md).
+
+    Notes:
+        Σ_i H_ij · reserve_j / S_j = reserve_j: the marks of all holders sum to the reserve,
+        what uniform clearing pays out if every holder sells at once.
+    """
+    r = np.asarray(reserve, dtype=float)
+    s = np.asarray(supply, dtype=float)
+    out = np.zeros(np.broadcast_shapes(r.shape, s.shape))
+    np.divide(r, s, out=out, where=s > 0)  # §4.1 liquidation share
+    return out
 
 
 def _price_moves(p0: FloatArray, p1: FloatArray) -> float:
@@ -270,6 +297,12 @@ def compute_rewards(
     price_after: npt.ArrayLike,
     adjacency: Any | None = None,
     demand: npt.ArrayLike | None = None,
+    reserve_before: npt.ArrayLike | None = None,
+    reserve_after: npt.ArrayLike | None = None,
+    supply_before: npt.ArrayLike | None = None,
+    supply_after: npt.ArrayLike | None = None,
+    price_without: npt.ArrayLike | None = None,
+    capacity: npt.ArrayLike | None = None,
 ) -> RewardBreakdown:
     """All reward terms of one step, composed as ``cfg`` says. Implements §4.1-§4.3.
 
@@ -282,6 +315,11 @@ def compute_rewards(
             ``cfg.cooperative_scope == 'neighbours'``, ignored otherwise.
         demand: d, shape (N, M); required when ``cfg.use_value > 0``, ignored otherwise.
             The use value is paid on ``holdings_after``.
+        reserve_before, reserve_after, supply_before, supply_after: the curves' reserves
+            and supplies, shape (M,); required by ``cfg.profit_mark == 'liquidation'``.
+        price_without: P^{−i}(t+1), shape (N, M) (``dynamics.price_without_each``);
+            required by ``cfg.stability == 'attributed'`` when ``cfg.omega > 0``.
+        capacity: C_j, shape (M,) or None (unbounded); scales the use value.
 
     Returns:
         A :class:`RewardBreakdown`.
@@ -291,7 +329,10 @@ def compute_rewards(
             ``demand`` (named).
 
     Notes:
-        total_i = profit_weight·r_i + (−ω Σ_j |ΔP_j|) + ρ Σ_{k≠i} r_k + value Σ_j min(H_ij, d_ij).
+        total_i = profit_weight·r_i + stability_i + ρ Σ_{k≠i} r_k + value Σ_j used_ij, with
+        r_i the change of B_i + Σ_j H_ij v_j (v the mark), stability_i = −ω Σ_j |ΔP_j|
+        (shared) or −ω Σ_j (|ΔP_j| − |P^{−i}_j(t+1) − P_j(t)|) (attributed), and used_ij
+        = min(H_ij, d_ij)·min(1, C_j / Σ_k min(H_kj, d_kj)).
     """
     # Hot path (every step): shapes are checked here, finiteness once on the total.
     values = (
@@ -303,11 +344,22 @@ def compute_rewards(
         price_after,
     )
     b0, b1, h0, h1, p0, p1 = _step_arrays(values, finite=False)
-    profit = _profit(b0, b1, h0, h1, p0, p1)  # §4.1
+    if cfg.profit_mark == "quote":
+        v0, v1 = p0, p1  # the paper's literal mark at the quoted price
+    else:
+        if reserve_before is None or reserve_after is None or supply_before is None \
+                or supply_after is None:
+            raise ValueError("reserve_before, reserve_after, supply_before and supply_after "
+                             "are required when profit_mark='liquidation'")
+        v0 = liquidation_mark(reserve_before, supply_before)
+        v1 = liquidation_mark(reserve_after, supply_after)
+    profit = _profit(b0, b1, h0, h1, v0, v1)  # §4.1
     n = profit.shape[0]
-    stability = np.full(n, -cfg.omega * _price_moves(p0, p1))  # §4.2
-    cooperative = _cooperative_term(cfg, profit, adjacency)  # §4.3
-    use_value = _use_value_term(cfg, h1, demand)  # §9
+    stability = _stability_term(cfg, p0, p1, price_without, n)  # §4.2
+    use_value = _use_value_term(cfg, h1, demand, capacity)  # §9
+    # §4.3 over the others' own payoff: their profit plus the use they make of resources
+    cooperative = _cooperative_term(cfg, profit + use_value if cfg.use_value else profit,
+                                    adjacency)
     total = cfg.profit_weight * profit  # §4: the weighted sum of the terms
     total += stability
     total += cooperative
@@ -323,6 +375,20 @@ def compute_rewards(
     )
 
 
+def _stability_term(cfg: RewardConfig, p0: FloatArray, p1: FloatArray,
+                    price_without: Any | None, n: int) -> FloatArray:
+    if cfg.omega == 0:
+        return np.zeros(n)
+    if cfg.stability == "shared":
+        return np.full(n, -cfg.omega * _price_moves(p0, p1))  # §4.2
+    if price_without is None:
+        raise ValueError("price_without is required when stability='attributed' and omega > 0")
+    pw = _array("price_without", price_without, 2, finite=False)
+    _same_shape("price_without", pw, (n, p0.shape[0]), "(N, M)")
+    own = np.abs(p1 - p0).sum() - np.abs(pw - p0).sum(axis=1)  # |ΔP| − |ΔP^{−i}|
+    return -cfg.omega * own  # §4.2, attributed
+
+
 def _cooperative_term(cfg: RewardConfig, profit: FloatArray, adjacency: Any | None) -> FloatArray:
     n = profit.shape[0]
     if cfg.rho == 0:
@@ -335,7 +401,8 @@ def _cooperative_term(cfg: RewardConfig, profit: FloatArray, adjacency: Any | No
     return cfg.rho * np.asarray(adjacency @ profit, dtype=float).reshape(n)  # §4.3
 
 
-def _use_value_term(cfg: RewardConfig, holdings: FloatArray, demand: Any | None) -> FloatArray:
+def _use_value_term(cfg: RewardConfig, holdings: FloatArray, demand: Any | None,
+                    capacity: Any | None = None) -> FloatArray:
     if cfg.use_value == 0:
         return np.zeros(holdings.shape[0])
     if demand is None:
@@ -344,7 +411,9 @@ def _use_value_term(cfg: RewardConfig, holdings: FloatArray, demand: Any | None)
     _same_shape("demand", d, holdings.shape, "the shape of holdings_after")
     if (d < 0).any():
         raise ValueError("demand must be >= 0 everywhere")
-    return cfg.use_value * np.minimum(holdings, d).sum(axis=1)  # §9
+    if capacity is None:
+        return cfg.use_value * np.minimum(holdings, d).sum(axis=1)  # §9
+    return cfg.use_value * used_units(holdings, d, capacity).sum(axis=1)  # §9
 
 
 def _raise_not_finite(inputs: dict[str, Any], demand: Any | None) -> None:

@@ -54,7 +54,8 @@ def test_agents_are_views_on_the_arrays():
         i = agent.row
         assert agent.capital == model.capital[i]
         np.testing.assert_array_equal(agent.holdings, model.holdings[i])
-        assert agent.wealth == pytest.approx(model.capital[i] + model.holdings[i] @ model.prices)
+        assert agent.wealth == pytest.approx(model.capital[i]
+                                             + model.holdings[i] @ model.token_marks)
         assert agent.reward == model.last_rewards[i]
         assert agent.cell.coordinate == i
     rich = model.agents.select(lambda a: a.capital > np.median(model.capital))
@@ -81,12 +82,52 @@ def test_agent_policy_equals_the_ensemble_row():
 
 
 def test_observation_layout():
-    """§2.1 S_i = [B_i/B0, H_i/H0, P/P0, (Z − m)/s]: at t = 0 ones, then Z(0)/s."""
-    model = EconomyModel(n_agents=4, n_assets=2, factor_std=0.5, rng=0)
+    """§2.1 S_i = [B_i/B0, H_i/H0, P/P0, (Z − m)/s, t/H]: at t = 0 ones, Z(0)/s, then 0."""
+    model = EconomyModel(n_agents=4, n_assets=2, factor_std=0.5, horizon=8, rng=0)
     obs = model.observe()
-    assert obs.shape == (4, 7) and obs.dtype == np.float32
+    assert obs.shape == (4, 8) and obs.dtype == np.float32
+    assert model.observation_layout() == [("capital", 1), ("holdings", 2), ("price", 2),
+                                          ("factor", 2), ("time", 1)]
     np.testing.assert_allclose(obs[:, :5], 1.0)
-    np.testing.assert_allclose(obs[:, 5:], np.tile(model.factors / 0.5, (4, 1)), rtol=1e-6)
+    np.testing.assert_allclose(obs[:, 5:7], np.tile(model.factors / 0.5, (4, 1)), rtol=1e-6)
+    np.testing.assert_array_equal(obs[:, 7], 0.0)
+    for _ in range(3):
+        model.step()
+    np.testing.assert_array_equal(model.observe()[:, 7], 3 / 8)
+    for _ in range(7):
+        model.step()
+    np.testing.assert_array_equal(model.observe()[:, 7], 1.0)  # min(t, H)/H past the horizon
+
+
+def test_observation_carries_the_needs():
+    """With needs d_ij, the last M columns are d_i / H0, fixed per agent."""
+    demand = np.arange(6.0).reshape(3, 2)
+    model = EconomyModel(n_agents=3, n_assets=2, initial_holdings=2.0, demand=demand, rng=0)
+    assert model.observation_layout()[-1] == ("need", 2) and model.obs_dim == 2 + 3 * 2 + 2
+    np.testing.assert_allclose(model.observe()[:, -2:], demand / 2.0)
+
+
+def test_population_seed_fixes_graph_and_needs_not_noise():
+    """Same population seed, different noise seeds: same graph and needs, other prices."""
+    kw = dict(n_agents=12, n_assets=1, graph="watts_strogatz", demand=2.0, population_seed=5,
+              policy="random")
+    a, b = EconomyModel(**kw, rng=1), EconomyModel(**kw, rng=2)
+    assert sorted(a.graph.edges) == sorted(b.graph.edges)
+    np.testing.assert_array_equal(a.demand, b.demand)
+    a.step(), b.step()
+    assert not np.array_equal(a.prices, b.prices)
+    assert a.population_seed == b.population_seed == 5
+
+
+def test_policies_do_not_consume_the_market_noise():
+    """Common random numbers: the same seed gives the same market noise whatever the policy."""
+    kw = dict(n_agents=5, n_assets=2, rng=3)
+    draws = []
+    for policy in ("hold", "random", "actor_critic", "informed"):
+        model = EconomyModel(**kw, policy=policy)
+        model.step()
+        draws.append(model.rng.bit_generator.state["state"]["state"])
+    assert len(set(draws)) == 1
 
 
 def test_observed_factors_are_the_ones_the_step_uses():
@@ -98,7 +139,7 @@ def test_observed_factors_are_the_ones_the_step_uses():
     model = EconomyModel(n_agents=3, n_assets=2, policy="hold", zeta=0.7, factor_mean=0.2,
                          factor_std=0.3, sigma_eta=0.0, rng=9)
     for _ in range(5):
-        seen = model.observe()[0, 5:] * 0.3 + 0.2
+        seen = model.observe()[0, 5:7] * 0.3 + 0.2
         model.step()
         np.testing.assert_allclose(model.deviation, 0.7 * (seen - 0.2), rtol=1e-6)
 

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from mesa_econ import reporters
-from mesa_econ.metrics import gini, hhi, price_entropy, reserve_coverage, volatility
+from mesa_econ.metrics import (
+    gini,
+    hhi,
+    level_variance,
+    price_entropy,
+    reserve_coverage,
+    utilisation,
+    volatility,
+)
 
 
 class FakeModel:
@@ -28,6 +36,11 @@ class FakeModel:
         self.wealth = self.capital + self.holdings @ self.prices
         self.last_rewards = rng.normal(size=n)
         self.price_window = rng.lognormal(size=(window, m))
+        self.demand = rng.uniform(0.0, 5.0, (n, m))
+        self.capacity = rng.uniform(1.0, 20.0, m)
+
+    def price_window_ordered(self):
+        return self.price_window.copy()  # the fake's window is already oldest first
 
 
 class FakeAgent:
@@ -67,6 +80,10 @@ def test_reporters_agree_with_metric_functions():
         reserve_coverage(model.reserve, model.curve_reserve).min()
     )
     assert reporters.report_volatility(model) == approx(volatility(model.price_window).mean())
+    assert reporters.report_level_variance(model) == approx(
+        level_variance(model.price_window).mean())
+    assert reporters.report_utilisation(model) == approx(
+        utilisation(model.holdings, model.demand, model.capacity))
     assert reporters.report_price_entropy(model) == approx(
         price_entropy(model.price_window, bins=20).mean()
     )
@@ -91,13 +108,14 @@ def test_reporters_handle_degenerate_states():
     assert reporters.hhi_of(model, asset=0) == 0.0
     assert reporters.report_reserve_coverage(model) == 1.0
     assert reporters.report_volatility(model) == pytest.approx(0.0, abs=1e-24)
+    assert reporters.report_level_variance(model) == pytest.approx(0.0, abs=1e-24)
     assert reporters.report_price_entropy(model) == pytest.approx(0.0, abs=1e-12)
     assert reporters.report_gini(model) == 0.0
 
 
 def test_reporters_do_not_modify_the_model():
     model = FakeModel()
-    before = {k: v.copy() for k, v in vars(model).items()}
+    before = {k: np.copy(v) for k, v in vars(model).items()}
     for reporter in MODEL_REPORTERS:
         reporter(model)
     for key, value in before.items():
@@ -119,9 +137,29 @@ def test_agent_reporters_return_python_float(reporter, expected):
 
 
 def test_window_reporters_ignore_row_order():
-    """Volatility and entropy of the window are order-free: a ring buffer needs no roll."""
+    """Level variance and entropy of the window are order-free: a ring buffer needs no
+    roll (volatility of log returns is not: it reads the ordered window)."""
     model = FakeModel(window=20)
-    expected = (reporters.report_volatility(model), reporters.report_price_entropy(model))
+    expected = (reporters.report_level_variance(model), reporters.report_price_entropy(model))
     model.price_window = np.roll(model.price_window, 7, axis=0)
-    assert reporters.report_volatility(model) == pytest.approx(expected[0], rel=1e-12)
+    assert reporters.report_level_variance(model) == pytest.approx(expected[0], rel=1e-12)
     assert reporters.report_price_entropy(model) == pytest.approx(expected[1], rel=1e-12)
+
+
+def test_utilisation_reporter_without_needs_is_zero():
+    model = FakeModel()
+    model.demand = None
+    assert reporters.report_utilisation(model) == 0.0
+
+
+def test_model_volatility_reporter_reads_the_ordered_window():
+    """The DataCollector's volatility equals metrics.volatility of the last 20 quotes."""
+    from mesa_econ import EconomyModel
+    from mesa_econ.model import PRICE_WINDOW
+
+    model = EconomyModel(n_agents=5, n_assets=2, policy="random", rng=4)
+    for _ in range(PRICE_WINDOW + 13):
+        model.step()
+    frame = model.datacollector.get_model_vars_dataframe()
+    last = frame[["price_0", "price_1"]].to_numpy()[-PRICE_WINDOW:]
+    assert frame["volatility"].iloc[-1] == pytest.approx(volatility(last).mean(), rel=1e-12)

@@ -14,6 +14,7 @@ from mesa_econ.rewards import (
     RewardBreakdown,
     compute_rewards,
     cooperative_bonus,
+    liquidation_mark,
     profit_reward,
     stability_penalty,
     use_value_reward,
@@ -78,25 +79,25 @@ def test_use_value_by_hand():
 
 def test_compute_rewards_by_hand():
     """§4.1-§4.3: total = w·profit + stability + cooperative + use value."""
-    cfg = RewardConfig(profit_weight=2.0, omega=0.5, rho=0.1, use_value=2.0)
+    cfg = RewardConfig(profit_mark="quote", profit_weight=2.0, omega=0.5, rho=0.1, use_value=2.0)
     out = compute_rewards(cfg, **STEP, demand=np.ones((2, 2)))
     # profit (0, 2) from test_profit_reward_by_hand; stability −1 for both;
-    # cooperative 0.1 · (2 − (0, 2)) = (0.2, 0); use value on holdings_after
-    # min([[2, 2], [2, 0]], 1) = [[1, 1], [1, 0]] -> 2 · (2, 1) = (4, 2)
-    # total = 2·(0, 2) + (−1, −1) + (0.2, 0) + (4, 2) = (3.2, 5.0)
+    # use value on holdings_after min([[2, 2], [2, 0]], 1) = [[1, 1], [1, 0]] -> 2·(2, 1)
+    # = (4, 2); cooperative over the others' own payoff, profit + use value = (4, 4):
+    # 0.1 · (8 − (4, 4)) = (0.4, 0.4); total = 2·(0, 2) + (−1, −1) + (0.4, 0.4) + (4, 2)
     assert isinstance(out, RewardBreakdown)
     np.testing.assert_allclose(out.profit, [0.0, 2.0])
     np.testing.assert_allclose(out.stability, [-1.0, -1.0])
-    np.testing.assert_allclose(out.cooperative, [0.2, 0.0])
+    np.testing.assert_allclose(out.cooperative, [0.4, 0.4])
     np.testing.assert_allclose(out.use_value, [4.0, 2.0])
-    np.testing.assert_allclose(out.total, [3.2, 5.0])
+    np.testing.assert_allclose(out.total, [3.4, 5.4])
     for term in (out.profit, out.stability, out.cooperative, out.use_value, out.total):
         assert term.shape == (2,)
 
 
 def test_compute_rewards_neighbour_scope_uses_adjacency():
     """§4.3 with cooperative_scope='neighbours': only neighbours' profit counts."""
-    cfg = RewardConfig(rho=0.5, cooperative_scope="neighbours")
+    cfg = RewardConfig(profit_mark="quote", rho=0.5, cooperative_scope="neighbours")
     no_edges = sp.csr_array((2, 2))
     out = compute_rewards(cfg, **STEP, adjacency=no_edges)
     np.testing.assert_allclose(out.cooperative, [0.0, 0.0])
@@ -107,13 +108,13 @@ def test_compute_rewards_neighbour_scope_uses_adjacency():
 
 def test_compute_rewards_defaults_are_profit_only():
     """§4.1: the default RewardConfig gives total == profit, other terms zero."""
-    out = compute_rewards(RewardConfig(), **STEP)
+    out = compute_rewards(RewardConfig(profit_mark="quote"), **STEP)
     np.testing.assert_allclose(out.total, out.profit)
     assert not out.stability.any() and not out.cooperative.any() and not out.use_value.any()
 
 
 def test_breakdown_is_frozen():
-    out = compute_rewards(RewardConfig(), **STEP)
+    out = compute_rewards(RewardConfig(profit_mark="quote"), **STEP)
     with pytest.raises(AttributeError):
         out.total = np.zeros(2)  # type: ignore[misc]
 
@@ -233,24 +234,26 @@ def test_use_value_rejects_bad_input():
 
 
 def test_compute_rewards_requires_adjacency_for_neighbours():
-    cfg = RewardConfig(rho=0.1, cooperative_scope="neighbours")
+    cfg = RewardConfig(profit_mark="quote", rho=0.1, cooperative_scope="neighbours")
     with pytest.raises(ValueError, match="adjacency"):
         compute_rewards(cfg, **STEP)
     # not needed when the cooperative term is off
-    compute_rewards(RewardConfig(rho=0.0, cooperative_scope="neighbours"), **STEP)
+    compute_rewards(RewardConfig(profit_mark="quote", rho=0.0, cooperative_scope="neighbours"),
+                    **STEP)
 
 
 def test_compute_rewards_requires_demand_for_use_value():
     with pytest.raises(ValueError, match="demand"):
-        compute_rewards(RewardConfig(use_value=1.0), **STEP)
+        compute_rewards(RewardConfig(profit_mark="quote", use_value=1.0), **STEP)
     with pytest.raises(ValueError, match="demand"):
-        compute_rewards(RewardConfig(use_value=1.0), **STEP, demand=np.ones((3, 2)))
-    compute_rewards(RewardConfig(use_value=0.0), **STEP)
+        compute_rewards(RewardConfig(profit_mark="quote", use_value=1.0), **STEP,
+                        demand=np.ones((3, 2)))
+    compute_rewards(RewardConfig(profit_mark="quote", use_value=0.0), **STEP)
 
 
 def test_compute_rewards_reports_shape_mismatch_by_name():
     with pytest.raises(ValueError, match="holdings_after"):
-        compute_rewards(RewardConfig(), **_with(holdings_after=np.ones((2, 5))))
+        compute_rewards(RewardConfig(profit_mark="quote"), **_with(holdings_after=np.ones((2, 5))))
 
 
 @pytest.mark.parametrize(
@@ -271,11 +274,11 @@ def test_compute_rewards_names_non_finite_input(name):
     bad[name] = bad[name].copy()
     bad[name].flat[0] = np.nan
     with pytest.raises(ValueError, match=name):
-        compute_rewards(RewardConfig(use_value=1.0), **bad)
+        compute_rewards(RewardConfig(profit_mark="quote", use_value=1.0), **bad)
 
 
 def test_compute_rewards_names_non_finite_adjacency():
-    cfg = RewardConfig(rho=0.1, cooperative_scope="neighbours")
+    cfg = RewardConfig(profit_mark="quote", rho=0.1, cooperative_scope="neighbours")
     adjacency = np.array([[0.0, np.inf], [1.0, 0.0]])
     with pytest.raises(ValueError, match="adjacency"):
         compute_rewards(cfg, **STEP, adjacency=adjacency)
@@ -285,7 +288,8 @@ def test_compute_rewards_names_non_finite_adjacency():
 def test_compute_rewards_takes_float_arrays_as_they_are(scope):
     """The model's float64 arrays skip conversion; the terms are those computed from lists
     (the converting path), bit for bit, and a shape mismatch is still an error."""
-    cfg = RewardConfig(omega=0.5, rho=0.1, use_value=0.2, cooperative_scope=scope)
+    cfg = RewardConfig(profit_mark="quote", omega=0.5, rho=0.1, use_value=0.2,
+                       cooperative_scope=scope)
     adjacency = sp.csr_array(np.array([[0.0, 1.0], [1.0, 0.0]]))
     demand = np.array([[1.0, 3.0], [2.0, 0.5]])
     fast = compute_rewards(cfg, **STEP, adjacency=adjacency, demand=demand)
@@ -295,3 +299,46 @@ def test_compute_rewards_takes_float_arrays_as_they_are(scope):
         assert getattr(fast, name).tobytes() == getattr(slow, name).tobytes()
     with pytest.raises(ValueError, match="price_after"):
         compute_rewards(cfg, **{**STEP, "price_after": np.ones(3)})
+
+
+# ------------------------------------------------------------------ issue 9: marks, attribution
+RESERVES = {"reserve_before": np.array([40.0, 8.0]), "reserve_after": np.array([50.0, 6.0]),
+            "supply_before": np.array([4.0, 2.0]), "supply_after": np.array([4.0, 2.0])}
+
+
+def test_liquidation_mark_by_hand():
+    """v_j = reserve_j / S_j (0 where S_j = 0)."""
+    np.testing.assert_allclose(liquidation_mark([40.0, 8.0, 5.0], [4.0, 2.0, 0.0]),
+                               [10.0, 4.0, 0.0])
+
+
+def test_liquidation_profit_by_hand():
+    """§4.1 with v = reserve/S: before v = (10, 4), after (12.5, 3).
+    Agent 0: −10 + (2·12.5 + 2·3) − (1·10 + 2·4) = 3; agent 1: 10 + 2·12.5 − 3·10 = 5."""
+    out = compute_rewards(RewardConfig(), **STEP, **RESERVES)
+    np.testing.assert_allclose(out.profit, [3.0, 5.0])
+
+
+def test_liquidation_mark_needs_the_reserves():
+    with pytest.raises(ValueError, match="reserve_before"):
+        compute_rewards(RewardConfig(), **STEP)
+
+
+def test_attributed_stability_by_hand():
+    """−ω Σ_j (|ΔP_j| − |P^{−i}_j − P_j|): |ΔP| = (1, 1); without agent 0 the prices would
+    have been (10.5, 5) (moves 0.5, 0), without agent 1 (11, 4.5) (moves 1, 0.5)."""
+    cfg = RewardConfig(profit_mark="quote", omega=2.0, stability="attributed")
+    without = np.array([[10.5, 5.0], [11.0, 4.5]])
+    out = compute_rewards(cfg, **STEP, price_without=without)
+    np.testing.assert_allclose(out.stability, [-2.0 * (2 - 0.5), -2.0 * (2 - 1.5)])
+    with pytest.raises(ValueError, match="price_without"):
+        compute_rewards(cfg, **STEP)
+
+
+def test_use_value_with_a_binding_capacity_by_hand():
+    """§9 used = min(H, d)·min(1, C/Σ_k min(H_k, d_k)) with capacity C = (1, 10)."""
+    cfg = RewardConfig(profit_mark="quote", use_value=1.0)
+    demand = np.array([[2.0, 2.0], [2.0, 2.0]])
+    out = compute_rewards(cfg, **STEP, demand=demand, capacity=np.array([1.0, 10.0]))
+    # min(H_after, d) = [[2, 2], [2, 0]]; asset 0: Σ = 4 > C = 1 → scale 1/4; asset 1: 1
+    np.testing.assert_allclose(out.use_value, [0.5 + 2.0, 0.5 + 0.0])

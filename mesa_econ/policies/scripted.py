@@ -3,7 +3,9 @@
 Each baseline returns trade VOLUMES directly (shape (N, M), positive = buy), already in
 units of assets: unlike a learned policy's raw action u, they are not clipped to
 ``[-1, 1] × trade_scale`` by the model. They read only the attributes listed in
-:class:`MarketView` and draw randomness only from ``model.rng`` (a numpy Generator).
+:class:`MarketView` and draw randomness only from ``model.policy_rng`` (a numpy Generator
+apart from the market's noise stream ``model.rng``, so that arms compared on the same seed
+share the market's random numbers; a model without one falls back to ``model.rng``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class MarketView(Protocol):
     curve_prices: np.ndarray
     """Bonding-curve prices f_j(S_j), shape (M,)."""
     rng: np.random.Generator
+    """The market's noise stream (fallback when there is no ``policy_rng``)."""
+    policy_rng: np.random.Generator
+    """The policies' own stream."""
 
 
 class ScriptedPolicy(Protocol):
@@ -46,23 +51,31 @@ class RandomPolicy:
 
     Notes:
         a_ij = scale · trade_scale · ε_ij, ε_ij ~ N(0, 1), drawn as one
-        ``model.rng.normal(size=(N, M))`` call (docs: WORKLOAD.md, step 2). With
-        ``scale = trade_scale = 1`` the orders are exactly the raw draws.
+        ``model.policy_rng.normal(size=(N, M))`` call (docs: WORKLOAD.md, step 2). With
+        ``scale = trade_scale = 1`` the orders are exactly the raw draws. With ``clip``
+        the orders are clipped to ±trade_scale, the action limits of a learned policy
+        (the "random (clipped)" arm of the reproduction).
 
     Args:
         scale: standard deviation of the orders in units of ``trade_scale`` (>= 0).
+        clip: clip the orders to [−trade_scale, trade_scale].
     """
 
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float = 1.0, clip: bool = False) -> None:
         self.scale = _check_gain("scale", scale)
+        self.clip = bool(clip)
 
     def __repr__(self) -> str:
-        return f"RandomPolicy(scale={self.scale!r})"
+        return f"RandomPolicy(scale={self.scale!r}, clip={self.clip!r})"
 
     def orders(self, model: MarketView) -> np.ndarray:
-        """Gaussian volumes of shape (N, M) drawn from ``model.rng``."""
-        draws = model.rng.normal(size=(model.n_agents, model.n_assets))
-        return draws * (self.scale * model.trade_scale)
+        """Gaussian volumes of shape (N, M) drawn from ``model.policy_rng``."""
+        rng = getattr(model, "policy_rng", None) or model.rng
+        draws = rng.normal(size=(model.n_agents, model.n_assets))
+        volumes = draws * (self.scale * model.trade_scale)
+        if self.clip:
+            np.clip(volumes, -model.trade_scale, model.trade_scale, out=volumes)
+        return volumes
 
 
 class HoldPolicy:
@@ -110,3 +123,48 @@ class MeanReversionPolicy:
         gap = (np.asarray(model.prices, dtype=float) - fair) / fair
         volume = np.clip(-self.strength * gap, -1.0, 1.0) * model.trade_scale
         return np.tile(volume, (model.n_agents, 1))
+
+
+class InformedPolicy:
+    """Trades on the yield signal: holds more of an asset while its factor Z is high.
+
+    The documented "informed" baseline of docs/scenarios.md: with a yield y_j (Z_j − m_j)
+    per token held, a profit-seeking agent should hold more while Z_j > m_j. Each agent
+    moves toward a target position around its initial holding.
+
+    Notes:
+        target_ij = H0 + ½ trade_scale · clip(gain · (Z_j − m_j) / s_j, −1, 1);
+        a_ij = clip(target_ij − H_ij, −trade_scale, trade_scale).
+
+    Args:
+        gain: how strongly the target follows the standardised signal (>= 0).
+    """
+
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = _check_gain("gain", gain)
+
+    def __repr__(self) -> str:
+        return f"InformedPolicy(gain={self.gain!r})"
+
+    def orders(self, model) -> np.ndarray:
+        """Volumes of shape (N, M) toward each agent's target position."""
+        signal = np.clip(self.gain * model.standardised_factors(), -1.0, 1.0)
+        target = model.config.market.initial_holdings + 0.5 * model.trade_scale * signal
+        return np.clip(target - model.holdings, -model.trade_scale, model.trade_scale)
+
+
+class NeedAwarePolicy:
+    """Buys toward each agent's need d_ij and sells what it holds beyond it (§9 resources).
+
+    Notes:
+        a_ij = clip(d_ij − H_ij, −trade_scale, trade_scale); without needs, no trade.
+    """
+
+    def __repr__(self) -> str:
+        return "NeedAwarePolicy()"
+
+    def orders(self, model) -> np.ndarray:
+        """Volumes of shape (N, M) toward the needs."""
+        if model.demand is None:
+            return np.zeros((model.n_agents, model.n_assets))
+        return np.clip(model.demand - model.holdings, -model.trade_scale, model.trade_scale)
