@@ -173,6 +173,10 @@ class MarketConfig:
     sellers alike to the external account."""
     capacity: PerAsset | None = None
     """C_j > 0, capacity of each resource (use value and utilisation, §9); None: unbounded."""
+    congestion_fee: PerAsset = 0.0
+    """c_j >= 0, paid each step per unit of supply above capacity C_j, shared by the holders
+    pro rata (H_ij·c_j·max(S_j − C_j, 0)/S_j) to the external account: over capacity,
+    units bring no use value and cost money (§9 resource network). Needs ``capacity``."""
     horizon: int = 128
     """H, the episode length (>= 1); the observation carries min(t, H)/H."""
     population_seed: int | None = None
@@ -226,6 +230,11 @@ class MarketConfig:
         if self.capacity is not None:
             _check_per_asset("capacity", self.capacity, m)
             check_real("capacity", self.capacity, 0.0, low_open=True)
+        _check_per_asset("congestion_fee", self.congestion_fee, m)
+        check_real("congestion_fee", self.congestion_fee, 0.0)
+        if np.any(np.asarray(self.congestion_fee) > 0) and self.capacity is None:
+            _fail("congestion_fee", self.congestion_fee, "0 when capacity is None (set a "
+                  "capacity for the fee to apply above)")
         check_int("horizon", self.horizon, 1)
         if self.population_seed is not None:
             check_int("population_seed", self.population_seed, 0)

@@ -15,7 +15,8 @@ The order of a step (see :func:`market_step`):
 5. supply (§5.1) S_j = Σ_i H_ij after minting/burning ψ_j pro rata to holders;
 6. yield: B_i += Σ_j y_j Z_j H_ij(t+1), paid from/to an external account (Z_j ~ N(m_j,
    s_j²): m_j is the carry, Z_j − m_j the news), a negative payment capped at the agent's
-   capital (limited liability);
+   capital (limited liability); a congestion fee c_j per unit of supply above capacity
+   C_j, shared pro rata by the holders, is paid to the external account (with the fees);
 7. price deviation and quote (§3.1-§3.3, see :mod:`mesa_econ.pricing`).
 
 Money is conserved: Σ_i B_i + Σ_j reserve_j changes only by the income and yield paid in
@@ -101,6 +102,8 @@ class MarketParams:
     price_floor: float
     fee: float = 0.0
     yield_rate: np.ndarray | None = None
+    congestion: tuple[np.ndarray, np.ndarray] | None = None
+    """(c_j, C_j): congestion fee per unit above capacity, and the capacity."""
     attribute_price: bool = False
     """Compute :attr:`StepInfo.price_without` (the attributed stability reward needs it)."""
 
@@ -113,7 +116,9 @@ class MarketParams:
                    factor_mean=pa("factor_mean"), psi=pa("psi"), dt=float(cfg.dt),
                    income=float(cfg.income), settlement=cfg.settlement,
                    price_floor=float(cfg.price_floor), fee=float(cfg.fee),
-                   yield_rate=pa("yield_rate") if np.any(pa("yield_rate")) else None)
+                   yield_rate=pa("yield_rate") if np.any(pa("yield_rate")) else None,
+                   congestion=((pa("congestion_fee"), pa("capacity"))
+                               if np.any(pa("congestion_fee")) else None))
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,8 @@ class StepInfo:
     curve_price: np.ndarray
     """f_j(S_j) at the post-step supply, shape (M,)."""
     fees: np.ndarray | None = None
-    """Trading fee paid by each agent to the external account, shape (N,) (None: no fee)."""
+    """Trading and congestion fees paid by each agent to the external account, shape (N,)
+    (None: neither)."""
     yield_paid: np.ndarray | None = None
     """Yield received by each agent (negative: paid), shape (N,) (None: no yield)."""
     price_without: np.ndarray | None = None
@@ -401,6 +407,14 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
         per_token = params.yield_rate * noise.factors
         yield_paid = np.maximum(holdings @ per_token, -capital)  # limited liability
         capital = capital + yield_paid
+    if params.congestion is not None:  # c_j per unit above C_j, shared pro rata
+        rate, capacity = params.congestion
+        per_token = np.zeros_like(supply)
+        np.divide(rate * np.maximum(supply - capacity, 0.0), supply, out=per_token,
+                  where=supply > 0)
+        charge = np.minimum(holdings @ per_token, capital)
+        capital = capital - charge
+        fees = charge if fees is None else fees + charge
     reserve = np.maximum(state.reserve + reserve_change, 0.0)
     demand = np.maximum(executed, 0.0).sum(axis=0)
     impact = pricing.market_impact(net_flow, demand, state.supply, params.kappa, params.lam)

@@ -32,40 +32,54 @@ _DEFI: dict[str, Any] = {
     "theta": 0.2,
     "sigma0": 0.005,
     "sigma1": 0.005,
-    "zeta": 0.05,
+    "zeta": 0.025,
     "sigma_eta": 0.005,
-    "factor_std": 0.1,
+    # the token's yield y·Z per step: carry y·m = 0.004 (0.25% of the price), news
+    # y·(Z − m) with std 0.04 that agents see before they trade
+    "yield_rate": 0.2,
+    "factor_mean": 0.02,
+    "factor_std": 0.2,
+    "fee": 0.001,
     "income": 1.0,
     "initial_capital": 1000.0,
     "initial_holdings": 10.0,
     "trade_scale": 2.0,
-    "omega": 50.0,
+    "omega": 5.0,
+    "stability": "attributed",
     "settlement": "curve",
+    "horizon": 128,
 }
 
 _RESOURCE: dict[str, Any] = {
     "n_agents": 100,
     "n_assets": 3,
     "curve": "sigmoid",
-    # capacity C_j = 300 units per resource: f ≈ 0.07 at S0 = 100, 2 at capacity, → 4
-    "curve_params": {"height": 4.0, "midpoint": 300.0, "steepness": 0.02},
+    # congestion pricing: f ≈ 0.04 at S0 = 100, 0.73 at 200, 2 at capacity C = 250, → 4
+    "curve_params": {"height": 4.0, "midpoint": 250.0, "steepness": 0.03},
+    "capacity": 250.0,
+    # each unit above capacity costs its holders 0.02 per step (2.56 per episode), more
+    # than any use value it could bring
+    "congestion_fee": 0.02,
     "graph": "watts_strogatz",
     "graph_params": {"k": 6, "p": 0.1},
     "nu": 0.0,
-    "kappa": 5e-4,
+    "kappa": 1e-4,
     "theta": 0.5,
-    "sigma0": 0.005,
-    "sigma_eta": 0.005,
+    "sigma0": 0.001,
+    "sigma_eta": 0.001,
     "factor_std": 0.05,
-    "zeta": 0.05,
-    "income": 2.0,
+    "zeta": 0.01,
+    "fee": 0.003,
+    "income": 1.0,
     "initial_capital": 200.0,
     "initial_holdings": 1.0,
     "trade_scale": 1.0,
-    "use_value": 0.5,
+    # needs d_ij ~ U(0, 6): Σ_i d_ij ≈ 300 > C = 250, so capacity binds
+    "use_value": 0.01,
     "demand": 3.0,
-    "rho": 0.01,
-    "cooperative_scope": "neighbours",
+    "rho": 0.0,
+    "cooperative_scope": "all",
+    "horizon": 128,
 }
 
 _SHOCK: dict[str, Any] = {

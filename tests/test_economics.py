@@ -215,3 +215,16 @@ def test_use_value_pays_up_to_the_need_not_beyond(extra):
     hold, to_need, beyond = run(1.0), run(4.0), run(4.0 + extra)
     assert to_need > hold
     assert beyond <= to_need + 1e-9
+
+
+def test_congestion_fee_by_hand():
+    """Capacity 15 on S = 20: 5 units over, c = 0.1 → 0.5 per step, 0.25 for each holder."""
+    model = _two_agents(capacity=15.0, congestion_fee=0.1)
+    model.step()
+    np.testing.assert_allclose(model.capital, [99.75, 99.75])
+    assert model.fees_paid == pytest.approx(0.5)
+
+
+def test_congestion_fee_needs_a_capacity():
+    with pytest.raises(ValueError, match="congestion_fee"):
+        _two_agents(congestion_fee=0.1)
