@@ -1,8 +1,8 @@
-"""The ``mesa-econ`` command: ``demo``, ``train`` and ``sweep`` subcommands.
+"""The ``mesa-econ`` command: ``reproduce``, ``demo``, ``train`` and ``sweep``.
 
-Subcommands other than ``demo`` live beside the code they drive (``mesa_econ.rl.cli``,
-``mesa_econ.sweep``) and register themselves through an ``add_parser(subparsers)``
-function, so this module stays a thin router.
+Subcommands other than ``demo`` live in their own modules (``mesa_econ.cli.reproduce``,
+``mesa_econ.rl.cli``, ``mesa_econ.sweep``) and register themselves through an
+``add_parser(subparsers)`` function, so this module stays a thin router.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 __all__ = ["main", "run_demo"]
 
 # subcommand -> module providing add_parser(subparsers) (which sets func=...)
-_PLUGINS = {"train": "mesa_econ.rl.cli", "sweep": "mesa_econ.sweep"}
+_PLUGINS = {"reproduce": "mesa_econ.cli.reproduce", "train": "mesa_econ.rl.cli",
+            "sweep": "mesa_econ.sweep"}
 
 
 def run_demo(scenario: str, steps: int, seed: int, out: Path, policy: str = "random",
