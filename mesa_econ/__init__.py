@@ -11,7 +11,7 @@ from mesa_econ.curves import make_curve
 from mesa_econ.model import EconomyModel
 from mesa_econ.scenarios import SCENARIOS, build_model, scenario_params
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "SCENARIOS",
