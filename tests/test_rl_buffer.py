@@ -44,6 +44,41 @@ def test_gae_three_steps_by_hand():
     np.testing.assert_allclose(ret[:, 0], [5.30272, 5.726, 4.8], rtol=1e-12)
 
 
+@pytest.mark.parametrize("last_value", [2.0, 100.0])
+def test_gae_episode_end_is_terminal_by_hand(last_value):
+    """§6.1 at an episode end: the rollout of test_gae_three_steps_by_hand ends the episode
+    (d = (0, 0, 1)), so V(s_3) is not used, whatever it is.
+
+    δ_2 = 3 − 1.5 = 1.5, δ_1 = 2 + 0.9·1.5 − 1 = 2.35, δ_0 = 1 + 0.9·1 − 0.5 = 1.4;
+    A_2 = 1.5, A_1 = 2.35 + 0.72·1.5 = 3.43, A_0 = 1.4 + 0.72·3.43 = 3.8696.
+    """
+    rewards = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)
+    values = torch.tensor([[0.5], [1.0], [1.5]], dtype=torch.float64)
+    dones = torch.tensor([[0.0], [0.0], [1.0]], dtype=torch.float64)
+    adv, ret = compute_gae(rewards, values, torch.tensor([last_value], dtype=torch.float64),
+                           0.9, 0.8, dones=dones)
+    np.testing.assert_allclose(adv[:, 0], [3.8696, 3.43, 1.5], rtol=1e-12)
+    np.testing.assert_allclose(ret[:, 0], [4.3696, 4.43, 3.0], rtol=1e-12)
+
+
+def test_buffer_finish_cuts_gae_at_its_dones():
+    """The buffer's dones (set by the trainer at an episode end) stop the bootstrap; all
+    zero (a truncation) they give exactly the bootstrapped GAE of dones=None."""
+    g = torch.Generator().manual_seed(2)
+    buf = RolloutBuffer(6, 3, 2, 1)
+    buf.rewards.copy_(torch.randn(6, 3, generator=g))
+    buf.values.copy_(torch.randn(6, 3, generator=g))
+    last = torch.randn(3, generator=g)
+    buf.finish(last, 0.99, 0.95)
+    want, _ = compute_gae(buf.rewards, buf.values, last, 0.99, 0.95)
+    assert torch.equal(buf.advantages, want)  # float32, bit for bit
+    buf.dones[-1] = 1.0
+    buf.finish(last, 0.99, 0.95)
+    want, _ = compute_gae(buf.rewards, buf.values, torch.zeros(3), 0.99, 0.95)
+    torch.testing.assert_close(buf.advantages, want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(buf.advantages[-1], buf.rewards[-1] - buf.values[-1])
+
+
 def test_gae_lambda_one_is_bootstrapped_return_minus_value():
     """λ = 1: A_t = Σ_k γ^(k−t) r_k + γ^(T−t) V(s_T) − V(s_t) (Monte Carlo + bootstrap)."""
     rewards = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)

@@ -24,13 +24,13 @@ def compute_gae(rewards: Tensor, values: Tensor, last_value: Tensor, gamma: floa
     Args:
         rewards: r_t, ``[T, N]``, the reward received after acting at step t.
         values: V(s_t), ``[T, N]``.
-        last_value: V(s_T), ``[N]``, the critic's value of the state after the rollout:
-            the economy is open-ended, so the rollout end is a truncation, not a terminal
-            state, and the return is bootstrapped from it.
+        last_value: V(s_T), ``[N]``, the critic's value of the state after the rollout.
+            A rollout that ends inside an episode is truncated and bootstraps from it; one
+            that ends the episode sets ``dones[T − 1] = 1``, which ignores it (pass zeros).
         gamma: discount γ in [0, 1].
         gae_lambda: λ in [0, 1].
-        dones: optional ``[T, N]`` flags, 1 where s_{t+1} is terminal (no bootstrap
-            through it). ``None``: no terminal states (the economy's default).
+        dones: optional ``[T, N]`` flags, 1 where s_{t+1} is terminal (the episode ends
+            after step t: no bootstrap through it). ``None``: no terminal states.
 
     Returns:
         ``(advantages, returns)``, both ``[T, N]``, with returns = advantages + values.
@@ -94,6 +94,8 @@ class RolloutBuffer:
         obs: ``[T, N, obs_dim]`` float32 (normalised observations the policy saw).
         actions: ``[T, N, act_dim]`` raw actions u (before clipping to the trade range).
         logprobs, values, rewards: ``[T, N]``.
+        dones: ``[T, N]``, 1 where the episode ends after step t (the trainer sets the
+            last row when a rollout ends an episode), else 0.
         advantages, returns: ``[T, N]``, filled by :meth:`finish`.
     """
 
@@ -108,6 +110,7 @@ class RolloutBuffer:
         self.logprobs = torch.zeros(t, n)
         self.values = torch.zeros(t, n)
         self.rewards = torch.zeros(t, n)
+        self.dones = torch.zeros(t, n)
         self.advantages = torch.zeros(t, n)
         self.returns = torch.zeros(t, n)
 
@@ -121,7 +124,9 @@ class RolloutBuffer:
         self.rewards[t].copy_(rewards)
 
     def finish(self, last_value: Tensor, gamma: float, gae_lambda: float) -> None:
-        """Compute advantages and returns, bootstrapping from V(s_T) = ``last_value``."""
-        adv, ret = compute_gae(self.rewards, self.values, last_value, gamma, gae_lambda)
+        """Compute advantages and returns: GAE cut at :attr:`dones`, bootstrapping from
+        V(s_T) = ``last_value`` unless the rollout ends the episode."""
+        adv, ret = compute_gae(self.rewards, self.values, last_value, gamma, gae_lambda,
+                               self.dones)
         self.advantages.copy_(adv)
         self.returns.copy_(ret)
