@@ -11,7 +11,11 @@
 
 Every algorithm class follows the same interface: ``Algo(model, config)``,
 ``train(iterations, progress=True) -> DataFrame``, ``act(obs, deterministic=False)``,
-``policy()``, ``save(path)``.
+``policy()``, ``save(path)``. All three train episodically by default (episodes of
+``episode_length`` = H = 128 steps, the market's ``horizon``, each on a fresh market of the
+same population, terminal at the end; see :mod:`mesa_econ.rl.trainer`), and
+:func:`evaluate_policy` evaluates on H-step episodes of held-out noise seeds;
+:func:`paired_difference` and :func:`verdict` compare two arms seed by seed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from mesa_econ.rl.checkpoint import (
     register_policy_class,
     save_checkpoint,
 )
-from mesa_econ.rl.evaluate import evaluate_policy, run_policy
+from mesa_econ.rl.evaluate import evaluate_policy, paired_difference, run_policy, verdict
 from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
 from mesa_econ.rl.optim import StackedAdam
 from mesa_econ.rl.ppo import PPO, PPOConfig, ppo_update
@@ -50,11 +54,13 @@ __all__ = [
     "evaluate_policy",
     "load_ensemble",
     "load_policy",
+    "paired_difference",
     "ppo_update",
     "read_metadata",
     "register_policy_class",
     "run_policy",
     "save_checkpoint",
+    "verdict",
 ]
 
 _ALGORITHM_METHODS = ("train", "act", "policy", "save")
