@@ -78,8 +78,14 @@ def test_metadata_describes_the_checkpoint(trained):
     meta = read_metadata(path)
     assert meta["format"] == "mesa_econ.policy_checkpoint"
     assert meta["policy_class"] == "actor_critic_ensemble" and meta["algo"] == "ppo"
-    assert meta["policy_kwargs"] == {"n_agents": 10, "obs_dim": 7, "act_dim": 2,
+    assert meta["format_version"] == 2
+    assert meta["policy_kwargs"] == {"n_agents": 10, "obs_dim": 8, "act_dim": 2,
                                      "hidden": [16, 16], "n_groups": 5}
+    assert meta["observation_layout"] == [["capital", 1], ["holdings", 2], ["price", 2],
+                                          ["factor", 2], ["time", 1]]
+    assert meta["horizon"] == 128
+    rewards = meta["rewards"]
+    assert rewards["profit_mark"] == "liquidation" and rewards["omega"] == 0.0
     assert meta["config"]["num_steps"] == 16
     assert meta["obs_normalizer"]["clip"] == 10.0
     assert checkpoint_paths(path)[0].read_bytes()[:8] != b""  # safetensors, never pickle
@@ -117,14 +123,14 @@ def test_tampered_tensor_shape_is_rejected(trained, tmp_path):
     _, path = trained
     dst = _copy(path, tmp_path)
     tensors = load_file(dst / "policy.safetensors")
-    tensors["actor_w.0"] = torch.zeros(5, 7, 17)
+    tensors["actor_w.0"] = torch.zeros(5, 8, 17)
     save_file(tensors, dst / "policy.safetensors")
     with pytest.raises(ValueError, match=r"actor_w\.0"):
         load_policy(dst)
     meta = json.loads((dst / "policy.json").read_text())  # consistent JSON: still wrong
-    meta["tensors"]["actor_w.0"]["shape"] = [5, 7, 17]
+    meta["tensors"]["actor_w.0"]["shape"] = [5, 8, 17]
     (dst / "policy.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match=r"actor_w.0.*expected \[5, 7, 16\]"):
+    with pytest.raises(ValueError, match=r"actor_w.0.*expected \[5, 8, 16\]"):
         load_policy(dst)
 
 
@@ -149,7 +155,8 @@ def test_corrupted_tensor_file_is_rejected(trained, tmp_path, damage):
 
 
 @pytest.mark.parametrize("key", ["format", "policy_class", "policy_kwargs", "tensors",
-                                 "obs_normalizer"])
+                                 "obs_normalizer", "observation_layout", "rewards",
+                                 "horizon"])
 def test_missing_json_key_is_rejected(trained, tmp_path, key):
     _, path = trained
     dst = _copy(path, tmp_path)
@@ -163,6 +170,10 @@ def test_missing_json_key_is_rejected(trained, tmp_path, key):
 @pytest.mark.parametrize(("edit", "match"), [
     (lambda m: m.update(format="something_else"), "format"),
     (lambda m: m.update(format_version=99), "format_version"),
+    (lambda m: m.update(format_version="2"), "format_version"),
+    (lambda m: m.update(observation_layout=[["capital", "1"]]), "observation_layout"),
+    (lambda m: m.update(rewards=[1, 2]), "rewards"),
+    (lambda m: m.update(horizon=12.5), "horizon"),
     (lambda m: m.update(policy_class="no_such_policy"), "policy_class"),
     (lambda m: m["policy_kwargs"].pop("act_dim"), "act_dim"),
     (lambda m: m["obs_normalizer"].update(count=-1.0), "count"),
@@ -207,3 +218,70 @@ def test_training_continues_from_a_checkpoint(trained):
     with pytest.raises(ValueError, match="norm_obs"):
         PPO(EconomyModel(**MARKET, policy=f"checkpoint:{path}", rng=5),
             PPOConfig(norm_obs=False))
+
+
+# ------------------------------------------------------------------ format 2: training context
+
+@pytest.mark.parametrize("version", [None, 1])
+def test_format_version_1_is_refused_with_a_message_to_retrain(trained, tmp_path, version):
+    """A checkpoint without format_version is version 1 (before t/H and the new rewards)."""
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    meta = json.loads((dst / "policy.json").read_text())
+    for key in ("format_version", "observation_layout", "rewards", "horizon"):
+        del meta[key]  # what a version-1 file holds
+    if version is not None:
+        meta["format_version"] = version
+    (dst / "policy.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"format_version=1.*retrain"):
+        load_policy(dst)
+    with pytest.raises(ValueError, match=r"format_version=1.*retrain"):
+        EconomyModel(**MARKET, policy=f"checkpoint:{dst}", rng=0)
+
+
+def test_other_observation_layout_is_refused(trained, tmp_path):
+    """Same widths, another layout: named with both values."""
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    meta = json.loads((dst / "policy.json").read_text())
+    meta["observation_layout"][2], meta["observation_layout"][3] = (
+        meta["observation_layout"][3], meta["observation_layout"][2])  # factor before price
+    (dst / "policy.json").write_text(json.dumps(meta))
+    load_policy(dst)  # the file itself is fine
+    with pytest.raises(ValueError, match=r"observation_layout=\[\['capital', 1\], "
+                       r"\['holdings', 2\], \['factor', 2\].*observation_layout=\[\["
+                       r"'capital', 1\], \['holdings', 2\], \['price', 2\]"):
+        EconomyModel(**MARKET, policy=f"checkpoint:{dst}", rng=0)
+
+
+def test_needs_in_the_observation_change_the_layout(trained):
+    """A market with needs observes M more values: refused before any tensor is read."""
+    _, path = trained
+    with pytest.raises(ValueError, match=r"obs_dim=8.*obs_dim=10"):
+        EconomyModel(**MARKET, demand=2.0, policy=f"checkpoint:{path}", rng=0)
+
+
+def test_other_rewards_or_horizon_warn(trained):
+    _, path = trained
+    with pytest.warns(UserWarning, match=r"profit_mark='liquidation' \(model: 'quote'\)"):
+        model = EconomyModel(**MARKET, profit_mark="quote", policy=f"checkpoint:{path}",
+                             rng=0)
+    model.step()  # it runs
+    with pytest.warns(UserWarning, match="horizon=128 but the model has horizon=64"):
+        EconomyModel(**MARKET, horizon=64, policy=f"checkpoint:{path}", rng=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the training market itself: no warning
+        EconomyModel(**MARKET, policy=f"checkpoint:{path}", rng=0)
+
+
+def test_saved_without_a_model_has_no_context_to_check(trained, tmp_path):
+    from mesa_econ.rl.checkpoint import save_checkpoint
+
+    algo, _ = trained
+    save_checkpoint(algo.policy(), tmp_path / "bare", algo="ppo")
+    meta = read_metadata(tmp_path / "bare")
+    assert meta["observation_layout"] is None and meta["rewards"] is None
+    model = EconomyModel(**MARKET, policy=f"checkpoint:{tmp_path / 'bare'}", rng=0)
+    model.step()

@@ -26,20 +26,22 @@ TIMING = ["collect_s", "update_s", "agent_steps_per_s"]
 SMALL = {"num_steps": 8, "norm_obs": False, "norm_reward": False}
 
 
-def mean_return(policy) -> float:
+def mean_return(policy, horizon: int = 128) -> float:
     """Mean reward per agent and step over the held-out seeds, acting as the model does
     (sampled actions); None: the 'hold' optimum."""
     from mesa_econ.rl.evaluate import run_policy
 
     total = 0.0
     for seed in EVAL_SEEDS:
-        model = EconomyModel(**MARKET, policy="hold", rng=seed)
+        model = EconomyModel(**MARKET, horizon=horizon, policy="hold", rng=seed)
         total += run_policy(policy, model, EVAL_STEPS)["returns"].mean() / EVAL_STEPS
     return total / len(EVAL_SEEDS)
 
 
 def make(seed: int = 0, hidden: tuple[int, ...] = (16,), **config) -> NoisyAC:
-    model = EconomyModel(**MARKET, hidden=hidden, rng=seed)
+    """A trainer on MARKET; the market's horizon follows ``episode_length``."""
+    horizon = config.get("episode_length") or 128
+    model = EconomyModel(**MARKET, hidden=hidden, horizon=horizon, rng=seed)
     return NoisyAC(model, NoisyACConfig(**config))
 
 
@@ -54,10 +56,10 @@ def test_learning_closes_most_of_the_gap_to_the_no_trade_optimum():
     """
     algo = make(0, hidden=(32, 32), num_steps=32, learning_rate=1e-2, episode_length=64,
                 gamma=0.5, gae_lambda=0.5)
-    initial = mean_return(algo.policy())
+    initial = mean_return(algo.policy(), horizon=64)
     log = algo.train(300, progress=False)
-    trained = mean_return(algo.policy())
-    optimum = mean_return(None)
+    trained = mean_return(algo.policy(), horizon=64)
+    optimum = mean_return(None, horizon=64)
     assert optimum > initial
     closure = (trained - initial) / (optimum - initial)
     assert closure >= 0.6, (initial, trained, optimum)
@@ -140,11 +142,11 @@ def test_acting_mode_restores_clean_weights_and_logs_behaviour_probabilities():
     """'acting': the rollout uses θ + ξ; the stored log-probs are π_{θ+ξ}; θ is restored."""
     algo = make(4, **SMALL, noise_mode="acting", sigma_schedule="constant", sigma_start=0.05)
     clean = {k: v.clone() for k, v in algo.ensemble.state_dict().items()}
-    state = algo.model.torch_generator.get_state()  # ξ is the first draw of the rollout
+    state = algo.sampling_generator.get_state()  # ξ is the rollout's first draw of it
     algo.collect(algo.rollout_policy(), algo.observe())
     for name, value in algo.ensemble.state_dict().items():
         assert torch.equal(value, clean[name]), name
-    behaviour = PolicyEnsemble(3, 7, 2, hidden=(16,), generator=torch.Generator())
+    behaviour = PolicyEnsemble(3, 8, 2, hidden=(16,), generator=torch.Generator())
     behaviour.load_state_dict(clean)
     perturb_actor(behaviour, 0.05, torch.Generator().set_state(state))
     buf = algo.buffer
@@ -216,3 +218,16 @@ def test_bad_arguments_rejected():
     QLearning(q_model, QLearningConfig(hidden=(8,)))
     with pytest.raises(ValueError, match="PolicyEnsemble"):
         NoisyAC(q_model, NoisyACConfig(**SMALL))
+
+
+# ---------------------------------------------------------------------- episodic protocol
+def test_episodes_are_terminal_and_match_the_horizon():
+    """Default: episodes of 128 steps (4 rollouts of 32); every episode's last rollout is
+    terminal; the market's horizon must equal the episode length."""
+    assert NoisyACConfig().episode_length == 128 and 128 % NoisyACConfig().num_steps == 0
+    algo = make(8, **SMALL, episode_length=16)
+    log = algo.train(4, progress=False)
+    assert log["episode_end"].tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert algo.env is not algo.model and algo.env.t == 16
+    with pytest.raises(ValueError, match=r"episode_length=16 .*horizon=128"):
+        NoisyAC(EconomyModel(**MARKET, rng=0), NoisyACConfig(**SMALL, episode_length=16))

@@ -33,7 +33,7 @@ EVAL_STEPS = 50
 TIMING = ["collect_s", "update_s"]
 
 
-def mean_return(policy) -> float:
+def mean_return(policy, horizon: int = 128) -> float:
     """Mean reward per agent and step over the held-out seeds (None: the 'hold' optimum)."""
     from mesa_econ.rl.evaluate import run_policy
 
@@ -41,7 +41,7 @@ def mean_return(policy) -> float:
     for seed in EVAL_SEEDS:
         if policy is not None:
             policy.reset_state()  # a new market: nobody has traded yet
-        model = EconomyModel(**MARKET, policy="hold", rng=seed)
+        model = EconomyModel(**MARKET, horizon=horizon, policy="hold", rng=seed)
         total += run_policy(policy, model, EVAL_STEPS)["returns"].mean() / EVAL_STEPS
     return total / len(EVAL_SEEDS)
 
@@ -56,12 +56,12 @@ def test_learning_closes_most_of_the_gap_to_the_no_trade_optimum():
     returns between −3.6 and −1.2 per step and an optimum of −0.23. The threshold 0.75 is
     more than 5 sd below the mean.
     """
-    model = EconomyModel(**MARKET, rng=0)
+    model = EconomyModel(**MARKET, horizon=64, rng=0)
     algo = QLearning(model, QLearningConfig(hidden=(32, 32), episode_length=64))
-    initial = mean_return(algo.policy())
+    initial = mean_return(algo.policy(), horizon=64)
     log = algo.train(40, progress=False)
-    trained = mean_return(algo.policy())
-    optimum = mean_return(None)
+    trained = mean_return(algo.policy(), horizon=64)
+    optimum = mean_return(None, horizon=64)
     assert optimum > initial
     closure = (trained - initial) / (optimum - initial)
     assert closure >= 0.75, (initial, trained, optimum)
@@ -70,7 +70,7 @@ def test_learning_closes_most_of_the_gap_to_the_no_trade_optimum():
 
 def test_same_seed_same_training_curve():
     def run() -> tuple[pd.DataFrame, QLearning]:
-        algo = QLearning(EconomyModel(**MARKET, rng=7),
+        algo = QLearning(EconomyModel(**MARKET, horizon=30, rng=7),
                          QLearningConfig(hidden=(16,), steps_per_iteration=20,
                                          learning_starts=20, gradient_steps=5,
                                          episode_length=30))
@@ -82,7 +82,8 @@ def test_same_seed_same_training_curve():
     for pa, pb in zip(algo_a.q.state_dict().values(), algo_b.q.state_dict().values(),
                       strict=True):
         assert torch.equal(pa, pb)
-    other = QLearning(EconomyModel(**MARKET, rng=8), algo_a.config).train(4, progress=False)
+    other = QLearning(EconomyModel(**MARKET, horizon=30, rng=8),
+                      algo_a.config).train(4, progress=False)
     assert not np.array_equal(a["mean_reward"], other["mean_reward"])
 
 
@@ -265,11 +266,11 @@ def test_update_of_one_agent_ignores_the_other_agents_rewards():
                          QLearningConfig(hidden=(8,), batch_size=4))
         gen = torch.Generator().manual_seed(9)
         for _ in range(6):
-            obs, mf = torch.randn(3, 7, generator=gen), torch.rand(3, 2, generator=gen)
+            obs, mf = torch.randn(3, 8, generator=gen), torch.rand(3, 2, generator=gen)
             action = torch.randint(5, (3, 2), generator=gen)
             reward = torch.randn(3, generator=gen)
             reward[0] = reward_of_agent_0
-            algo.buffer.add(obs, mf, action, reward, torch.randn(3, 7, generator=gen), mf)
+            algo.buffer.add(obs, mf, action, reward, torch.randn(3, 8, generator=gen), mf)
         algo._update()
         return algo
 
@@ -282,7 +283,8 @@ def test_update_of_one_agent_ignores_the_other_agents_rewards():
 # ---------------------------------------------------------------------- TD target
 @pytest.mark.parametrize("double_q", [True, False])
 def test_td_target_by_hand(double_q):
-    """§6.2: y_i = r_i·scale + γ (1/M) Σ_j Q̄_ij(s', ā', a*_j)."""
+    """§6.2: y_i = r_i·scale + γ (1 − d) (1/M) Σ_j Q̄_ij(s', ā', a*_j); d = 1 at an
+    episode's end (no bootstrap)."""
     cfg = QLearningConfig(hidden=(8,), gamma=0.7, reward_scale=2.0, double_q=double_q,
                           n_levels=3)
     algo = QLearning(EconomyModel(**MARKET, rng=2), cfg)
@@ -291,8 +293,9 @@ def test_td_target_by_hand(double_q):
             p.add_(0.3)
     gen = torch.Generator().manual_seed(4)
     batch = {"reward": torch.randn(2, 3, generator=gen),
-             "next_obs": torch.randn(2, 3, 7, generator=gen),
-             "next_mean_action": torch.rand(2, 3, 2, generator=gen)}
+             "next_obs": torch.randn(2, 3, 8, generator=gen),
+             "next_mean_action": torch.rand(2, 3, 2, generator=gen),
+             "done": torch.tensor([0.0, 1.0])}  # the second transition ends its episode
     y = algo.td_target(batch)
     for s in range(2):
         for i in range(3):
@@ -301,7 +304,7 @@ def test_td_target_by_hand(double_q):
             chooser = algo.q.agent_view(i).q_values(*args) if double_q else q_target
             best = chooser.argmax(-1)
             value = np.mean([float(q_target[j, best[j]]) for j in range(2)])
-            expected = 2.0 * float(batch["reward"][s, i]) + 0.7 * value
+            expected = 2.0 * float(batch["reward"][s, i]) + 0.7 * (1 - s) * value
             assert float(y[s, i]) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
@@ -311,9 +314,9 @@ def test_hard_and_polyak_target_updates():
                          QLearningConfig(hidden=(8,), batch_size=4, **kw))
         gen = torch.Generator().manual_seed(1)
         for _ in range(4):
-            algo.buffer.add(torch.randn(3, 7, generator=gen), torch.zeros(3, 2),
+            algo.buffer.add(torch.randn(3, 8, generator=gen), torch.zeros(3, 2),
                             torch.randint(5, (3, 2), generator=gen),
-                            torch.randn(3, generator=gen), torch.randn(3, 7, generator=gen),
+                            torch.randn(3, generator=gen), torch.randn(3, 8, generator=gen),
                             torch.zeros(3, 2))
         return algo
 
@@ -408,6 +411,40 @@ def test_bad_arguments_rejected():
     with pytest.raises(ValueError, match="obs"):
         algo.q.act(torch.zeros(2, 3, 7))
     with pytest.raises(ValueError, match="mean_action"):
-        algo.q(torch.zeros(3, 7))
+        algo.q(torch.zeros(3, 8))
     with pytest.raises(IndexError, match="agent index"):
         algo.q.agent_view(3)
+
+
+# ---------------------------------------------------------------------- episodic protocol
+def test_episodes_are_fresh_markets_and_end_in_terminal_transitions():
+    """Episodes of H = 10 steps inside iterations of 15: the transition that ends an
+    episode is stored terminal; each new episode is a fresh market of the same population
+    with a new noise seed, and the mean field restarts."""
+    model = EconomyModel(**MARKET, horizon=10, rng=3)
+    cfg = QLearningConfig(hidden=(8,), steps_per_iteration=15, learning_starts=15,
+                          gradient_steps=1, episode_length=10)
+    algo = QLearning(model, cfg)
+    envs = []
+    for _ in range(2):
+        algo.train(1, progress=False)
+        envs.append(algo.env)
+    size = algo.buffer.size
+    assert size == 30
+    done = algo.buffer.done[:size].numpy()
+    np.testing.assert_array_equal(np.flatnonzero(done), [9, 19, 29])
+    assert algo.history[-1]["episodes"] == 2  # steps 20 and 30 ended episodes
+    assert model.t == 10 and envs[0] is not model and envs[1] is not envs[0]
+    assert envs[1].t == 10 and envs[1].population_seed == model.population_seed
+    assert QLearningConfig().episode_length == 128
+
+
+def test_horizon_must_equal_episode_length_and_a_run_model_is_rebuilt():
+    with pytest.raises(ValueError, match=r"episode_length=128 .*horizon=64"):
+        QLearning(EconomyModel(**MARKET, horizon=64, rng=0), QLearningConfig(hidden=(8,)))
+    model = EconomyModel(**MARKET, rng=0)
+    model.step()
+    algo = QLearning(model, QLearningConfig(hidden=(8,)))
+    assert algo.env is not model and algo.env.t == 0
+    open_ended = QLearning(model, QLearningConfig(hidden=(8,), episode_length=None))
+    assert open_ended.env is model

@@ -10,19 +10,31 @@ Layout: a directory holding the two files, or a file pair given by either file's
   ``mesa_econ_version``, ``torch_version``, ``policy_class`` (a registry key such as
   ``"actor_critic_ensemble"``), ``policy_kwargs`` (n_agents, obs_dim, act_dim, hidden,
   n_groups, ...), ``tensors`` (name → shape and dtype, checked on load), ``obs_normalizer``
-  (null, or its count, clip and epsilon and the names of its two tensors), ``algo`` and
-  the training ``config``.
+  (null, or its count, clip and epsilon and the names of its two tensors), ``algo``, the
+  training ``config``, and what the policy was trained on: ``observation_layout``
+  (``[[name, width], ...]``, the model's ``observation_layout()``), ``rewards`` (the
+  model's RewardConfig as a dict, profit mark included) and ``horizon`` (the market's H).
+  Saved without a model these three are null.
+
+Format versions: 2 (this one) added the training context above, with the time feature in
+the observation. A file without ``format_version`` is version 1; version 1 files are
+refused with a message to retrain (their observations lack t/H and their rewards marked
+holdings at the quote).
 
 Loading checks everything before building anything: a missing or unparsable file, a
 missing JSON key, an unknown policy class, a tensor whose name, shape or dtype differs
 from what the class and JSON say, non-finite values, or a checkpoint whose n_agents,
-obs_dim or act_dim differ from the model's all raise ``ValueError`` saying which.
+obs_dim, act_dim or observation layout differ from the model's all raise ``ValueError``
+saying which. A reward configuration or horizon that differs from the model's gives a
+``UserWarning`` (the policy runs, but was trained for another objective or episode length).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,13 +44,15 @@ import torch
 
 from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "checkpoint_paths", "load_ensemble", "load_policy",
-           "read_metadata", "register_policy_class", "save_checkpoint"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "check_model", "checkpoint_paths", "load_ensemble",
+           "load_policy", "read_metadata", "register_policy_class", "save_checkpoint",
+           "training_context"]
 
 FORMAT = "mesa_econ.policy_checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 REQUIRED_KEYS = ("format", "format_version", "policy_class", "policy_kwargs", "tensors",
-                 "obs_normalizer", "algo", "config")
+                 "obs_normalizer", "algo", "config", "observation_layout", "rewards",
+                 "horizon")
 _NORM_PREFIX = "obs_normalizer."
 
 # key -> (class, build(kwargs) -> policy, kwargs_of(policy) -> dict)
@@ -120,8 +134,18 @@ def _version() -> str:
         return "unknown"
 
 
+def training_context(model: Any) -> dict[str, Any]:
+    """What a policy trained on ``model`` depends on: ``observation_layout`` (``[[name,
+    width], ...]``), ``rewards`` (the RewardConfig as a dict) and ``horizon`` (H)."""
+    return {"observation_layout": [[str(name), int(width)]
+                                   for name, width in model.observation_layout()],
+            "rewards": _jsonable(dataclasses.asdict(model.config.rewards)),
+            "horizon": int(model.config.market.horizon)}
+
+
 def save_checkpoint(policy: Any, path: str | Path, *, algo: str, config: Any = None,
-                    obs_normalizer: ObsNormalizer | None = None) -> Path:
+                    obs_normalizer: ObsNormalizer | None = None,
+                    model: Any = None) -> Path:
     """Write ``policy`` (and its observation normaliser) as safetensors + JSON.
 
     Args:
@@ -131,6 +155,9 @@ def save_checkpoint(policy: Any, path: str | Path, *, algo: str, config: Any = N
         algo: name of the training algorithm (e.g. ``"ppo"``).
         config: the training config (a dict or a dataclass), stored as JSON.
         obs_normalizer: the observation normaliser the policy was trained with.
+        model: the model the policy was trained on: its observation layout, reward
+            configuration and horizon are stored and checked on loading
+            (:func:`training_context`). None: stored as null, nothing to check.
 
     Returns:
         The path of the JSON file.
@@ -152,20 +179,49 @@ def save_checkpoint(policy: Any, path: str | Path, *, algo: str, config: Any = N
                      "count": state["count"], "clip": state["clip"],
                      "epsilon": state["epsilon"]}
     if config is not None and not isinstance(config, dict):
-        import dataclasses
-
         config = dataclasses.asdict(config)
+    context = (training_context(model) if model is not None
+               else {"observation_layout": None, "rewards": None, "horizon": None})
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "mesa_econ_version": _version(), "torch_version": torch.__version__,
             "policy_class": key, "policy_kwargs": kwargs,
             "tensors": {k: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
                         for k, t in tensors.items()},
-            "obs_normalizer": norm_meta, "algo": str(algo), "config": _jsonable(config)}
+            "obs_normalizer": norm_meta, "algo": str(algo), "config": _jsonable(config),
+            **context}
     tensor_path, json_path = checkpoint_paths(path)
     tensor_path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(tensor_path), metadata={"format": FORMAT})
     json_path.write_text(json.dumps(meta, indent=2, allow_nan=False))
     return json_path
+
+
+def _check_version(version: Any, json_path: Path) -> None:
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION \
+            or version < 1:
+        raise ValueError(f"checkpoint format_version={version!r} is not supported: expected "
+                         f"an integer <= {FORMAT_VERSION} (written by a newer mesa_econ?)")
+    if version < FORMAT_VERSION:
+        raise ValueError(f"checkpoint {json_path} has format_version={version}: this "
+                         f"mesa_econ reads format_version={FORMAT_VERSION} only. Version "
+                         f"{version} policies saw observations without the time feature t/H "
+                         "and were trained on other rewards: retrain the policy "
+                         "(`mesa-econ train ...`)")
+
+
+def _check_context(meta: dict[str, Any], json_path: Path) -> None:
+    layout, rewards, horizon = meta["observation_layout"], meta["rewards"], meta["horizon"]
+    if layout is not None and (not isinstance(layout, list) or not all(
+            isinstance(b, list) and len(b) == 2 and isinstance(b[0], str)
+            and isinstance(b[1], int) for b in layout)):
+        raise ValueError(f"checkpoint {json_path} observation_layout={layout!r} is invalid: "
+                         "expected null or a list of [name, width] pairs")
+    if rewards is not None and not isinstance(rewards, dict):
+        raise ValueError(f"checkpoint {json_path} rewards={rewards!r} is invalid: expected "
+                         "null or the reward configuration as an object")
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
+        raise ValueError(f"checkpoint {json_path} horizon={horizon!r} is invalid: expected "
+                         "null or an integer")
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -181,14 +237,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
                          f"(corrupted?): {exc}") from None
     if not isinstance(meta, dict):
         raise ValueError(f"checkpoint metadata {json_path} is not a JSON object")
+    if "format" in meta and meta["format"] != FORMAT:
+        raise ValueError(f"checkpoint format={meta['format']!r} is invalid: expected {FORMAT!r}")
+    _check_version(meta.get("format_version", 1), json_path)  # none written: version 1
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise ValueError(f"checkpoint metadata {json_path} lacks the key(s) {missing}")
-    if meta["format"] != FORMAT:
-        raise ValueError(f"checkpoint format={meta['format']!r} is invalid: expected {FORMAT!r}")
-    if not isinstance(meta["format_version"], int) or meta["format_version"] > FORMAT_VERSION:
-        raise ValueError(f"checkpoint format_version={meta['format_version']!r} is not "
-                         f"supported: expected an integer <= {FORMAT_VERSION}")
+    _check_context(meta, json_path)
     if meta["policy_class"] not in _REGISTRY and meta["policy_class"] in _REGISTERED_BY:
         import importlib
 
@@ -293,24 +348,56 @@ def load_policy(path: str | Path) -> Any:
     return policy if normalizer is None else NormalizedPolicy(policy, normalizer)
 
 
+def check_model(meta: dict[str, Any], model: Any, path: str | Path) -> None:
+    """Check a checkpoint's metadata against the model it is to drive.
+
+    Raises ``ValueError`` (naming the field and both values) when n_agents, obs_dim,
+    act_dim (= n_assets) or the observation layout differ; warns (``UserWarning``) when
+    the reward configuration or the horizon differ.
+    """
+    kw = meta["policy_kwargs"]
+    for name, have in (("n_agents", model.n_agents), ("obs_dim", model.obs_dim),
+                       ("act_dim", model.n_assets)):
+        if kw[name] != have:
+            raise ValueError(f"checkpoint {path} has {name}={kw[name]!r} but the model "
+                             f"has {name}={have}: train a checkpoint for this market")
+    context = training_context(model)
+    saved = meta["observation_layout"]
+    if saved is not None and saved != context["observation_layout"]:
+        raise ValueError(f"checkpoint {path} has observation_layout={saved!r} but the model "
+                         f"has observation_layout={context['observation_layout']!r}: the "
+                         "policy reads observations of another shape; train a checkpoint "
+                         "for this market")
+    rewards = meta["rewards"]
+    if rewards is not None:
+        differ = sorted(k for k in set(rewards) | set(context["rewards"])
+                        if rewards.get(k) != context["rewards"].get(k))
+        if differ:
+            pairs = ", ".join(f"{k}={rewards.get(k)!r} (model: {context['rewards'].get(k)!r})"
+                              for k in differ)
+            warnings.warn(f"checkpoint {path} was trained with the reward configuration "
+                          f"{pairs}: the policy runs, but it learned another objective",
+                          UserWarning, stacklevel=3)
+    if meta["horizon"] is not None and meta["horizon"] != context["horizon"]:
+        warnings.warn(f"checkpoint {path} was trained with horizon={meta['horizon']} but the "
+                      f"model has horizon={context['horizon']}: its time feature t/H means "
+                      "another point of the episode", UserWarning, stacklevel=3)
+
+
 def load_ensemble(path: str | Path, model: Any = None) -> Any:
     """Load a checkpoint to drive ``model`` (``EconomyModel(policy="checkpoint:PATH")``).
 
-    Checks that the checkpoint was trained for the model's n_agents, obs_dim and act_dim
-    (= n_assets) before loading any tensor, and makes the model's ``torch_generator`` the
-    policy's default generator.
+    Checks the checkpoint against the model before loading any tensor
+    (:func:`check_model`: n_agents, obs_dim, act_dim and the observation layout must
+    match; a different reward configuration or horizon warns), and makes the model's
+    ``torch_generator`` the policy's default generator.
 
     Raises:
         ValueError: a mismatch (naming the field and both values) or a bad file.
     """
     meta = read_metadata(path)
     if model is not None:
-        kw = meta["policy_kwargs"]
-        for name, have in (("n_agents", model.n_agents), ("obs_dim", model.obs_dim),
-                           ("act_dim", model.n_assets)):
-            if kw[name] != have:
-                raise ValueError(f"checkpoint {path} has {name}={kw[name]!r} but the model "
-                                 f"has {name}={have}: train a checkpoint for this market")
+        check_model(meta, model, path)
     policy = load_policy(path)
     inner = policy.policy if isinstance(policy, NormalizedPolicy) else policy
     if model is not None and hasattr(inner, "generator"):

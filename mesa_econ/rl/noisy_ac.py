@@ -7,14 +7,18 @@ the per-step action noise of the Gaussian policy. Here:
 
 - ∇J is the advantage actor-critic (A2C) gradient of each agent's own objective,
   E[A_t ∇ log π_θ(u_t|s_t)], with A_t from GAE (:func:`mesa_econ.rl.buffer.compute_gae`,
-  bootstrapped at the rollout end) and a critic trained on the GAE returns; one Adam step
+  bootstrapped at a rollout end inside an episode, not at the episode's end) and a
+  critic trained on the GAE returns; one Adam step
   (:class:`~mesa_econ.rl.optim.StackedAdam`, per-agent clipping) per rollout, for all
   agents at once on the stacked :class:`~mesa_econ.policies.PolicyEnsemble`;
 - ξ is added to the **actor** weights and biases only (not the critic, which is no part of
   the policy, and not ``log_std``: that is the action-noise scale, learned by the gradient;
   perturbing it too would turn the exploration scale into a random walk);
 - σ_ξ follows a schedule over updates (:class:`~mesa_econ.rl.schedules.Schedule`), and ξ
-  is drawn from the model's ``torch_generator``.
+  is drawn from the trainer's policy-sampling stream (``sampling_generator``).
+
+Training follows the shared episodic protocol of :mod:`mesa_econ.rl.trainer` (episodes of
+H = 128 steps on fresh markets, terminal at the episode's end).
 
 Log-prob bookkeeping. With ``noise_mode="update"`` (the literal §6.3 update, the default)
 the perturbed θ + ξ *is* the new policy: it collects the next rollout and is the policy the
@@ -89,11 +93,13 @@ class NoisyACConfig:
     """Bound of normalised observations, > 0."""
     clip_reward: float = 10.0
     """Bound of scaled rewards, > 0."""
-    episode_length: int | None = None
-    """Rebuild the market every this many steps (a multiple of ``num_steps``); None: one
-    open-ended market."""
+    episode_length: int | None = 128
+    """H, steps per episode (a multiple of ``num_steps``, equal to the market's
+    ``horizon``): every episode runs on a fresh market and its end is terminal (no
+    bootstrap). None: one open-ended market."""
     seed: int | None = None
-    """Seed of environment resets (None: drawn from model.rng)."""
+    """Seed of the trainer's streams: episode noise seeds and policy sampling, ξ included
+    (None: drawn from model.rng)."""
 
     def __post_init__(self) -> None:
         check_int("num_steps", self.num_steps, 1)
@@ -192,7 +198,7 @@ class NoisyAC(Trainer):
     def perturbed(self, sigma: float) -> Iterator[None]:
         """Act with θ + ξ inside the block; the clean θ is restored exactly on exit."""
         clean = [p.detach().clone() for p in actor_parameters(self.ensemble)]
-        perturb_actor(self.ensemble, sigma, self.model.torch_generator)
+        perturb_actor(self.ensemble, sigma, self.sampling_generator)
         try:
             yield
         finally:
@@ -202,7 +208,8 @@ class NoisyAC(Trainer):
 
     @torch.no_grad()
     def bootstrap_value(self, obs: torch.Tensor) -> torch.Tensor:
-        """V(s_T) from the critic (the rollout end is a truncation, not a terminal)."""
+        """V(s_T) from the critic, for a rollout that ends inside an episode (a truncation;
+        the trainer passes zeros at an episode's end)."""
         return self.ensemble(obs)[2]
 
     def update(self, iteration: int, iterations: int,
@@ -231,7 +238,7 @@ class NoisyAC(Trainer):
         sigma = cfg.sigma(self.updates)
         xi_norm = 0.0
         if cfg.noise_mode == "update":
-            xi_norm = perturb_actor(self.ensemble, sigma, self.model.torch_generator)
+            xi_norm = perturb_actor(self.ensemble, sigma, self.sampling_generator)
         self.updates += 1
         with torch.no_grad():
             ratio = logratio.exp()

@@ -78,11 +78,14 @@ class PPOConfig:
     """Bound of normalised observations."""
     clip_reward: float = 10.0
     """Bound of scaled rewards."""
-    episode_length: int | None = None
-    """Rebuild the market every this many steps from a fresh seed (a multiple of
-    ``num_steps``); None: one open-ended market for the whole training."""
+    episode_length: int | None = 128
+    """H, steps per episode (a multiple of ``num_steps``, equal to the market's
+    ``horizon``): every episode runs on a fresh market and its end is terminal (no
+    bootstrap). None: one open-ended market for the whole training (every rollout end a
+    truncation)."""
     seed: int | None = None
-    """Seed of minibatch shuffling and environment resets (None: drawn from model.rng)."""
+    """Seed of the trainer's streams: minibatch shuffling, episode noise seeds and policy
+    sampling (None: drawn from model.rng)."""
 
     def __post_init__(self) -> None:
         for name in ("num_steps", "num_minibatches", "update_epochs"):
@@ -294,7 +297,8 @@ class PPO(Trainer):
 
     @torch.no_grad()
     def bootstrap_value(self, obs: torch.Tensor) -> torch.Tensor:
-        """V(s_T) from the critic (the rollout end is a truncation, not a terminal)."""
+        """V(s_T) from the critic, for a rollout that ends inside an episode (a truncation;
+        the trainer passes zeros at an episode's end)."""
         cached = self.cached_value(obs)
         return self.ensemble.critic_value(obs) if cached is None else cached
 

@@ -9,10 +9,11 @@ mean-field Q-learning (Yang et al. 2018): Q_i is conditioned on ā_i, the neighb
 trade size at the previous step (over ``model.adjacency``; complete graph: all others), so
 the other agents enter through the state (s, ā) and the target is
 
-    y_i = r_i + γ (1/M) Σ_j max_k Q̄_ij(s', ā'_i, k),
+    y_i = r_i + γ (1 − d) (1/M) Σ_j max_k Q̄_ij(s', ā'_i, k),
 
-with Q̄ a target network and ā'_i the mean of the actions just taken (the next step's
-input). The tabular step size α becomes Adam on the Huber loss of Q_i(s, ā, a) − y_i over
+with Q̄ a target network, ā'_i the mean of the actions just taken (the next step's
+input) and d = 1 when s' ends the episode (training is episodic, see QLearning). The
+tabular step size α becomes Adam on the Huber loss of Q_i(s, ā, a) − y_i over
 minibatches from a replay buffer (DQN). See docs/marl.md for the derivation and the
 factorisation Q_i = (1/M) Σ_j Q_ij(s, ā, a_j).
 
@@ -35,9 +36,10 @@ import torch
 from torch.nn import functional as F
 
 from mesa_econ.config import check_choice, check_int, check_number
+from mesa_econ.rl.evaluate import price_level_variance
 from mesa_econ.rl.q_ensemble import QEnsemble
 from mesa_econ.rl.schedules import SCHEDULE_KINDS, Schedule
-from mesa_econ.rl.trainer import fresh_env, training_generators
+from mesa_econ.rl.trainer import check_horizon, first_env, fresh_env, training_generators
 
 __all__ = ["QLearning", "QLearningConfig", "ReplayBuffer", "clip_grad_norm_per_agent"]
 
@@ -92,11 +94,13 @@ class QLearningConfig:
     """Per-agent gradient-norm clip (None: no clipping), > 0."""
     reward_scale: float = 1.0
     """Rewards are multiplied by this before learning, > 0."""
-    episode_length: int | None = None
-    """Rebuild the market every this many model steps from a fresh seed (the mean-field
-    state restarts at "nobody traded"); None: one open-ended market."""
+    episode_length: int | None = 128
+    """H, model steps per episode (equal to the market's ``horizon``): every episode runs
+    on a fresh market (the mean-field state restarts at "nobody traded") and its end is
+    terminal (the TD target does not bootstrap through it). None: one open-ended market."""
     seed: int | None = None
-    """Seed of the market rebuilds (None: drawn from model.rng)."""
+    """Seed of the trainer's streams: replay sampling, episode noise seeds and exploration
+    (None: drawn from model.rng)."""
 
     def __post_init__(self) -> None:
         check_int("n_levels", self.n_levels, 2)
@@ -136,8 +140,9 @@ class QLearningConfig:
 class ReplayBuffer:
     """Ring buffer of joint transitions, stacked over agents: ``[C, N, ...]``.
 
-    Stores (s, ā, a, r, s', ā') for all N agents of one model step in one slot; a minibatch
-    is B slots, i.e. B transitions of every agent.
+    Stores (s, ā, a, r, s', ā', d) for all N agents of one model step in one slot, d = 1
+    when s' ends the episode (terminal); a minibatch is B slots, i.e. B transitions of every
+    agent.
 
     Args:
         capacity: C, slots (joint steps).
@@ -154,24 +159,29 @@ class ReplayBuffer:
         self.reward = torch.zeros(c, n)
         self.next_obs = torch.zeros(c, n, obs_dim)
         self.next_mean_action = torch.zeros(c, n, n_assets)
+        self.done = torch.zeros(c)
 
     def add(self, obs: Tensor, mean_action: Tensor, action: Tensor, reward: Tensor,
-            next_obs: Tensor, next_mean_action: Tensor) -> None:
-        """Store one joint step (overwrites the oldest slot when full)."""
+            next_obs: Tensor, next_mean_action: Tensor, done: bool = False) -> None:
+        """Store one joint step (overwrites the oldest slot when full); ``done``: the step
+        ended the episode."""
         k = self._next
         self.obs[k], self.mean_action[k], self.action[k] = obs, mean_action, action
         self.reward[k], self.next_obs[k], self.next_mean_action[k] = (reward, next_obs,
                                                                       next_mean_action)
+        self.done[k] = float(done)
         self._next = (k + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
-        """B slots drawn uniformly with replacement from ``generator``: tensors ``[B, N, ...]``."""
+        """B slots drawn uniformly with replacement from ``generator``: tensors ``[B, N, ...]``
+        (``done``: ``[B]``)."""
         if self.size == 0:
             raise ValueError("the replay buffer is empty: collect steps before sampling")
         idx = torch.randint(self.size, (batch_size,), generator=generator)
         return {name: getattr(self, name)[idx] for name in
-                ("obs", "mean_action", "action", "reward", "next_obs", "next_mean_action")}
+                ("obs", "mean_action", "action", "reward", "next_obs", "next_mean_action",
+                 "done")}
 
 
 def clip_grad_norm_per_agent(params: list[torch.nn.Parameter], max_norm: float) -> Tensor:
@@ -195,9 +205,15 @@ class QLearning:
     (greedy policy), so after training ``model.step()`` lets the trained agents trade and
     the UI, batch runs and notebooks show them.
 
+    Training follows the episodic protocol of :mod:`mesa_econ.rl.trainer`: episodes of
+    ``episode_length`` = H steps (the market's ``horizon``), each on a fresh market with the
+    model's population and a new noise seed; the TD target stops at an episode's end.
+
     Args:
-        model: the economy (its ``torch_generator`` drives initialisation, exploration and
-            minibatch sampling; its ``rng`` drives the market).
+        model: the economy (its ``torch_generator`` draws the initial Q weights; its
+            ``rng`` the first market's noise). Exploration, replay sampling and the
+            episodes' noise seeds come from the streams of ``config.seed``
+            (:func:`~mesa_econ.rl.trainer.training_generators`).
         config: :class:`QLearningConfig` (default if None).
     """
 
@@ -208,9 +224,12 @@ class QLearning:
         if not isinstance(config, QLearningConfig):
             raise ValueError(f"config={type(config).__name__} is invalid: expected a "
                              "QLearningConfig")
-        self.model, self.env, self.config = model, model, config
-        self.generator = model.torch_generator
-        _, self._env_seeds = training_generators(config.seed, model)
+        check_horizon(model, config.episode_length)
+        self.model, self.config = model, config
+        streams = training_generators(config.seed, model)
+        self.generator, self._env_seeds = streams.sampling, streams.env_seeds
+        self.replay_generator = streams.shuffle
+        self.env = first_env(model, config.episode_length, self._env_seeds)
         self._episode_t = 0
         self.q = QEnsemble.for_model(model, n_levels=config.n_levels, hidden=config.hidden,
                                      mean_field=config.mean_field)
@@ -231,7 +250,8 @@ class QLearning:
 
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """Trade sizes u ``[N, M]`` for one step (ε-greedy at the current ε unless
-        ``deterministic``); advances the mean-field state like a model step does."""
+        ``deterministic``, exploring with :attr:`generator`, the trainer's sampling
+        stream); advances the mean-field state like a model step does."""
         self.q.epsilon = self.config.epsilon(self.env_steps)
         try:
             u, _, _ = self.q.act(obs, generator=self.generator, deterministic=deterministic)
@@ -243,15 +263,17 @@ class QLearning:
         """Write the Q ensemble and this config as a safetensors + JSON checkpoint."""
         from mesa_econ.rl.checkpoint import save_checkpoint
 
-        save_checkpoint(self.q, path, algo=self.algo, config=asdict(self.config))
+        save_checkpoint(self.q, path, algo=self.algo, config=asdict(self.config),
+                        model=self.model)
 
     def train(self, iterations: int, progress: bool = True) -> pd.DataFrame:
         """Collect and learn for ``iterations`` iterations; one metrics row per iteration.
 
         Returns the whole log so far (cumulative over calls), columns: iteration,
         env_steps, agent_steps, mean_reward (per agent and step, unscaled), volatility
-        (§7.1: mean over assets of the variance of the quoted prices over the iteration,
-        start price included), epsilon (at the iteration's last step), td_loss (mean
+        (std of the quoted prices' log returns over the iteration, start price included)
+        and level_variance (§7.1), each a mean over assets, episodes (episodes ended
+        during the iteration), epsilon (at the iteration's last step), td_loss (mean
         Huber loss of the iteration's updates, NaN before ``learning_starts``), q_mean
         (mean Q of the replayed actions), updates (cumulative), collect_s, update_s.
         """
@@ -270,9 +292,10 @@ class QLearning:
     def _iterate(self) -> dict[str, float]:
         cfg = self.config
         start = time.perf_counter()
-        reward_sum = 0.0
-        prices = np.empty((cfg.steps_per_iteration + 1, self.model.n_assets))
-        prices[0] = self.env.prices
+        reward_sum, episodes = 0.0, 0
+        # quotes before and after each step: log returns never span two markets
+        before = np.empty((cfg.steps_per_iteration, self.model.n_assets))
+        after = np.empty_like(before)
         eps = cfg.epsilon(self.env_steps)
         for t in range(cfg.steps_per_iteration):
             if cfg.episode_length is not None and self._episode_t >= cfg.episode_length:
@@ -287,16 +310,19 @@ class QLearning:
                 greedy = self.q.greedy(self.q(obs, mean_action))
             index = self.q.explore(greedy, eps, self.generator)
             u = self.q.levels[index]
+            before[t] = model.prices
             model.submit_orders(model.trade_scale * u.double().numpy())  # §2.2
             model.step()
-            self.q.remember(u, self.generator)
+            self.q.remember(u, model.torch_generator)  # ā' of this market
+            self._episode_t += 1
+            done = cfg.episode_length is not None and self._episode_t >= cfg.episode_length
             reward = torch.as_tensor(model.last_rewards, dtype=torch.float32)
             self.buffer.add(obs, mean_action, index, reward, torch.from_numpy(model.observe()),
-                            self.q.mean_action())
+                            self.q.mean_action(), done=done)
             reward_sum += float(model.last_rewards.mean())
-            prices[t + 1] = model.prices
+            after[t] = model.prices
             self.env_steps += 1
-            self._episode_t += 1
+            episodes += done
         collected = time.perf_counter()
         losses, q_means = [], []
         if self.env_steps >= cfg.learning_starts:
@@ -305,19 +331,25 @@ class QLearning:
                 losses.append(loss)
                 q_means.append(q_mean)
         self.iteration += 1
+        log_returns = np.log(after) - np.log(before)
+        volatility = (float(log_returns.std(axis=0, ddof=1).mean()) if len(log_returns) > 1
+                      else math.nan)
         return {"iteration": self.iteration, "env_steps": self.env_steps,
                 "agent_steps": self.env_steps * self.model.n_agents,
                 "mean_reward": reward_sum / cfg.steps_per_iteration,
-                "volatility": float(prices.var(axis=0).mean()),  # §7.1, mean over assets
+                "volatility": volatility,
+                "level_variance": price_level_variance(np.vstack([before[:1], after])),
+                "episodes": episodes,
                 "epsilon": eps, "td_loss": float(np.mean(losses)) if losses else math.nan,
                 "q_mean": float(np.mean(q_means)) if q_means else math.nan,
                 "updates": self.updates, "collect_s": collected - start,
                 "update_s": time.perf_counter() - collected}
 
     def td_target(self, batch: dict[str, Tensor]) -> Tensor:
-        """y_i = r_i + γ (1/M) Σ_j Q̄_ij(s', ā', a*_j), ``[B, N]``. Implements §6.2.
+        """y_i = r_i + γ (1 − d) (1/M) Σ_j Q̄_ij(s', ā', a*_j), ``[B, N]``. Implements §6.2.
 
-        a*_j = argmax_k Q_ij(s', ā', k) of the online network (double Q) or of the target.
+        a*_j = argmax_k Q_ij(s', ā', k) of the online network (double Q) or of the target;
+        d = ``batch["done"]`` ``[B]`` is 1 where s' ends the episode (no bootstrap).
         """
         cfg = self.config
         with torch.no_grad():
@@ -328,11 +360,12 @@ class QLearning:
             else:
                 next_value = next_q.max(-1).values
             # §6.2: r + γ E_{A−i} max Q', the expectation carried by ā' (mean field)
-            return cfg.reward_scale * batch["reward"] + cfg.gamma * next_value.mean(-1)
+            live = (1.0 - batch["done"]).unsqueeze(-1)  # [B, 1]: every agent's episode ends
+            return cfg.reward_scale * batch["reward"] + cfg.gamma * live * next_value.mean(-1)
 
     def _update(self) -> tuple[float, float]:
         cfg = self.config
-        batch = self.buffer.sample(cfg.batch_size, self.generator)
+        batch = self.buffer.sample(cfg.batch_size, self.replay_generator)
         target = self.td_target(batch)
         q = self.q(batch["obs"], batch["mean_action"])  # [B, N, M, K]
         q_taken = q.gather(-1, batch["action"].unsqueeze(-1)).squeeze(-1).mean(-1)  # [B, N]

@@ -3,7 +3,7 @@
 A rollout of T steps runs all N agents in one batched policy call per step::
 
     obs = normalise(model.observe())                        # [N, obs_dim], per agent
-    u, logp, v = policy.act(obs, generator=model.torch_generator)
+    u, logp, v = policy.act(obs, generator=sampling)         # the trainer's own stream
     model.submit_orders(model.trade_scale * clip(u, -1, 1))
     model.step()
     r = normalise_reward(model.last_rewards)                # [N], per agent
@@ -13,11 +13,19 @@ whole rollout drawn in one call at its start; the actor in numpy when the policy
 ``numpy_actor``), and log π(u_t|s_t) and V(s_t) for all T + 1 observations follow after
 the rollout in one batched pass (the critic reads its weights once instead of T times).
 
-Environment decision (documented in docs/learning.md): the economy is open-ended, so by
-default the model keeps running across iterations and every rollout end is a truncation
-(GAE bootstraps from the critic). With ``episode_length`` set (a multiple of the rollout
-length) the market is rebuilt every ``episode_length`` steps from a fresh seed drawn from a
-generator seeded by the training seed, always at a rollout boundary.
+Training protocol (docs/learning.md). Training is episodic by default: an episode is
+``episode_length`` = H = 128 steps (the evaluation horizon, and the market's
+``horizon``, whose t/H the agents observe), a multiple of the rollout length T. The
+episode end is terminal: the rollout that ends it sets ``dones[T − 1] = 1`` and GAE does
+not bootstrap across it; a rollout that ends inside an episode is a truncation and
+bootstraps from the critic. Every episode runs on a fresh market at t = 0 (the first one
+too: a model passed in with t > 0 is rebuilt) with the model's population (graph and
+needs: its ``population_seed`` and demand array) and a new noise seed. The trainer's
+``seed`` spawns three independent streams (:func:`training_generators`): minibatch
+shuffling, the episodes' noise seeds, and policy sampling, so market noise (each
+market's ``rng``) never depends on how the policy samples. ``episode_length=None`` keeps
+the old open-ended protocol: one market that is never reset, every rollout end a
+truncation.
 
 :class:`Trainer` holds the parts every on-policy algorithm shares: the environment model,
 the per-agent normalisers, the rollout loop, the per-iteration log (a DataFrame) and the
@@ -29,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,9 +46,18 @@ from tqdm.auto import tqdm
 
 from mesa_econ.policies.actor_critic import gaussian_log_prob
 from mesa_econ.rl.buffer import RolloutBuffer
+from mesa_econ.rl.evaluate import price_level_variance, price_volatility
 from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
 
-__all__ = ["Trainer", "check_episode_length", "fresh_env", "training_generators"]
+__all__ = [
+    "Trainer",
+    "TrainingStreams",
+    "check_episode_length",
+    "check_horizon",
+    "first_env",
+    "fresh_env",
+    "training_generators",
+]
 
 TIMING_COLUMNS = ("collect_s", "update_s", "agent_steps_per_s")
 """Columns of the training log that measure wall time (excluded from determinism checks)."""
@@ -57,56 +74,108 @@ def check_episode_length(episode_length: Any, num_steps: int) -> None:
                          f"positive multiple of num_steps={num_steps}")
 
 
-def training_generators(seed: int | None, model: Any) -> tuple[torch.Generator,
-                                                             np.random.Generator]:
-    """The trainer's own generators: minibatch shuffling (torch) and environment seeds.
+def check_horizon(model: Any, episode_length: int | None) -> None:
+    """Raise ``ValueError`` unless an episodic trainer's ``episode_length`` equals the
+    market's ``horizon`` H (the observation's time feature is min(t, H) / H)."""
+    if episode_length is None:
+        return
+    horizon = model.config.market.horizon
+    if horizon != episode_length:
+        raise ValueError(f"episode_length={episode_length} differs from the market's "
+                         f"horizon={horizon}: the agents observe min(t, H)/H, so an episode "
+                         f"must last H steps (build the model with horizon={episode_length}"
+                         f" or train with episode_length={horizon})")
+
+
+class TrainingStreams(NamedTuple):
+    """The trainer's independent random streams, spawned from one seed."""
+
+    shuffle: torch.Generator
+    """Minibatch order (PPO's permutations, Q-learning's replay samples)."""
+    env_seeds: np.random.Generator
+    """Noise seeds of the episodes' fresh markets."""
+    sampling: torch.Generator
+    """Policy sampling during training (action noise, ε-greedy, parameter noise ξ)."""
+
+
+def _torch_generator(seq: np.random.SeedSequence) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seq.generate_state(1, np.uint64)[0]
+                                             >> np.uint64(1)))
+
+
+def training_generators(seed: int | None, model: Any) -> TrainingStreams:
+    """The trainer's own streams: ``SeedSequence(seed).spawn(3)``, see :class:`TrainingStreams`.
 
     Seeded from ``seed``; with ``seed=None`` one integer is drawn from ``model.rng``, so a
     seeded model still trains reproducibly.
     """
     if seed is None:
         seed = int(model.rng.integers(2**62))
-    root = np.random.SeedSequence(int(seed))
-    torch_seed, env_seed = root.spawn(2)
-    shuffle = torch.Generator().manual_seed(int(torch_seed.generate_state(1, np.uint64)[0]
-                                                >> np.uint64(1)))
-    return shuffle, np.random.default_rng(env_seed)
+    shuffle, env_seeds, sampling = np.random.SeedSequence(int(seed)).spawn(3)
+    return TrainingStreams(_torch_generator(shuffle), np.random.default_rng(env_seeds),
+                           _torch_generator(sampling))
 
 
 def fresh_env(model: Any, seed: int) -> Any:
-    """A new market with ``model``'s configuration, seeded with ``seed``.
+    """A new market at t = 0 with ``model``'s configuration and population, noise ``seed``.
 
-    The new model uses the 'hold' policy (the trainer submits every order), keeps the
-    model's demand array, and is returned without any learned policy attached.
+    The population (graph and needs) is the model's: its ``population_seed`` goes into the
+    market config, and its demand array and generated graph are passed on as they are
+    (the population generator draws the graph after the needs only when the needs are
+    drawn, so the seed alone would not reproduce a generated graph next to a demand
+    array); only the market noise (the new model's ``rng``) differs. The new model uses
+    the 'hold' policy (the trainer submits every order) and is returned without any
+    learned policy attached.
     """
     from mesa_econ.config import PolicyConfig
 
     cfg = model.config
     pc = PolicyConfig(kind="hold", hidden=cfg.policy.hidden, n_groups=cfg.policy.n_groups)
-    return type(model).from_config(dataclasses.replace(cfg, policy=pc), rng=int(seed),
-                                   demand=model.demand)
+    graph = cfg.market.graph
+    if isinstance(graph, str) and graph != "complete":  # a generated graph: keep this one
+        graph = model.graph
+    market = dataclasses.replace(cfg.market, population_seed=model.population_seed,
+                                 graph=graph)
+    return type(model).from_config(dataclasses.replace(cfg, market=market, policy=pc),
+                                   rng=int(seed), demand=model.demand)
+
+
+def first_env(model: Any, episode_length: int | None, env_seeds: np.random.Generator) -> Any:
+    """The market of the first episode: ``model`` itself when it is at t = 0 or training is
+    open-ended, else a :func:`fresh_env` with a seed from ``env_seeds``."""
+    if episode_length is None or model.t == 0:
+        return model
+    return fresh_env(model, int(env_seeds.integers(2**62)))
 
 
 class Trainer:
     """Shared rollout collection and logging of the on-policy algorithms.
 
     Args:
-        model: the EconomyModel whose agents are trained (it becomes the first environment).
+        model: the EconomyModel whose agents are trained (the first environment when it
+            is at t = 0, see :func:`first_env`). Episodic training needs its market
+            ``horizon`` to equal ``episode_length`` (:func:`check_horizon`).
         config: a frozen dataclass with at least ``num_steps``, ``gamma``, ``norm_obs``,
             ``norm_reward``, ``clip_obs``, ``clip_reward``, ``episode_length`` and ``seed``.
 
     Attributes:
-        env: the model currently stepped (``model`` until the first reset).
+        env: the model currently stepped.
+        generator: minibatch shuffling; ``sampling_generator``: policy sampling (the
+            streams of :func:`training_generators`).
         history: list of per-iteration metric dicts (see :meth:`train`).
     """
 
     algo_name = "trainer"
 
     def __init__(self, model: Any, config: Any) -> None:
-        self.model, self.env, self.config = model, model, config
+        check_horizon(model, config.episode_length)
+        self.model, self.config = model, config
         n, d, m = model.n_agents, model.obs_dim, model.n_assets
         self.n_agents, self.obs_dim, self.act_dim = n, d, m
-        self.generator, self._env_seeds = training_generators(config.seed, model)
+        streams = training_generators(config.seed, model)
+        self.generator, self._env_seeds = streams.shuffle, streams.env_seeds
+        self.sampling_generator = streams.sampling
+        self.env = first_env(model, config.episode_length, self._env_seeds)
         self.obs_normalizer = ObsNormalizer(n, d, clip=config.clip_obs) if config.norm_obs \
             else None
         self.reward_normalizer = (RewardNormalizer(n, config.gamma, clip=config.clip_reward)
@@ -114,6 +183,8 @@ class Trainer:
         self.buffer = RolloutBuffer(config.num_steps, n, d, m)
         self._prices = np.empty((config.num_steps + 1, m))
         self._episode_t = 0
+        self.rollout_terminal = False
+        """Whether the last rollout ended its episode (GAE then does not bootstrap)."""
         self._next_obs: tuple[Any, int, torch.Tensor] | None = None
         self._means: torch.Tensor | None = None
         self._last_value: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -183,11 +254,12 @@ class Trainer:
             next_obs: the normalised observation the rollout starts from.
 
         Returns:
-            The normalised observation after the rollout, and rollout statistics
-            (mean raw reward per agent-step, volatility of the quoted prices).
+            The normalised observation after the rollout, and rollout statistics:
+            mean_reward (raw, per agent-step), volatility (std of the quoted prices' log
+            returns) and level_variance (§7.1), each a mean over assets.
         """
         env, buf, horizon = self.env, self.buffer, self.config.num_steps
-        scale, gen = env.trade_scale, env.torch_generator
+        scale, gen = env.trade_scale, self.sampling_generator
         deferred = self.defer_critic and all(  # methods of the class: a NormalizedPolicy
             callable(getattr(type(policy), name, None))  # (normalises) does not qualify
             for name in ("actor_mean", "critic_value", "agent_log_std"))
@@ -251,9 +323,14 @@ class Trainer:
             self._last_value = (obs, values[-1])
         self.env_steps += horizon
         self._episode_t += horizon
-        prices = self._prices
+        length = self.config.episode_length
+        self.rollout_terminal = length is not None and self._episode_t >= length
+        buf.dones.zero_()
+        if self.rollout_terminal:  # s_T ends the episode: GAE stops there
+            buf.dones[-1] = 1.0
         stats = {"mean_reward": reward_sum / (horizon * self.n_agents),
-                 "volatility": float(np.mean(prices.var(axis=0)))}  # §7.1, mean over assets
+                 "volatility": price_volatility(self._prices),
+                 "level_variance": price_level_variance(self._prices)}
         return obs, stats
 
     def _means_buffer(self) -> torch.Tensor:
@@ -293,8 +370,9 @@ class Trainer:
 
         Returns:
             The whole training log so far (one row per iteration, cumulative over calls):
-            iteration, env_steps, agent_steps, mean_reward, volatility, the algorithm's
-            metrics, lr, and the timings collect_s, update_s, agent_steps_per_s.
+            iteration, env_steps, agent_steps, mean_reward, volatility, level_variance,
+            episode_end (1.0 where the rollout ended an episode), the algorithm's metrics,
+            lr, and the timings collect_s, update_s, agent_steps_per_s.
         """
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations={iterations!r} is invalid: expected an integer >= 1")
@@ -308,13 +386,17 @@ class Trainer:
             obs, stats = self.collect(self.rollout_policy(), obs)
             self._next_obs = (self.env, self.env.t, obs)
             collected = time.perf_counter()
-            last_value = self.bootstrap_value(obs)
+            if self.rollout_terminal:  # no value beyond the episode's end
+                last_value, self._last_value = torch.zeros(self.n_agents), None
+            else:  # a truncation inside the episode: bootstrap from the critic
+                last_value = self.bootstrap_value(obs)
             metrics = self.update(k, iterations, last_value)
             done = time.perf_counter()
             self.iteration += 1
             agent_steps = self.config.num_steps * self.n_agents
             row = {"iteration": self.iteration, "env_steps": self.env_steps,
-                   "agent_steps": self.env_steps * self.n_agents, **stats, **metrics,
+                   "agent_steps": self.env_steps * self.n_agents, **stats,
+                   "episode_end": float(self.rollout_terminal), **metrics,
                    "collect_s": collected - start, "update_s": done - collected,
                    "agent_steps_per_s": agent_steps / max(done - start, 1e-12)}
             self.history.append(row)
@@ -342,4 +424,4 @@ class Trainer:
 
         return save_checkpoint(self.ensemble, path, algo=self.algo_name,
                                config=dataclasses.asdict(self.config),
-                               obs_normalizer=self.obs_normalizer)
+                               obs_normalizer=self.obs_normalizer, model=self.model)
