@@ -467,3 +467,42 @@ def scenario_checks(scenario: str, seeds: list[int], informed: str = "informed",
             "pump_gain": float(pump.gain.mean()), "pump_extra_yield": float(
                 pump.extra_yield.mean()), "pump_net_mean": float(pump.net.mean()),
             "pump_net_max": float(pump.net.max())}
+
+
+def learnability(ns: tuple[int, ...] = (5, 10, 50), kinds: tuple[str, ...] = ("shared",
+                 "attributed"), seeds: tuple[int, ...] = (0, 1), iterations: int = 100,
+                 eval_seeds: int = 4) -> pd.DataFrame:
+    """Is the stability objective learned? (issue 9 item 6.)
+
+    PPO on ``defi_token_market`` with the stability term alone (``profit_weight=0``), for
+    each population size N and penalty kind, from a fresh initial policy. The optimum of
+    that reward is not to trade (``hold``: return 0 under the attributed term, the noise's
+    share under the shared one). Per (N, kind, training seed): the stability return of
+    the initial policy, the trained policy and hold on the same held-out seeds, and the
+    fraction of the initial-to-hold gap that training closed.
+    """
+    rows = []
+    seeds_eval = [EVAL_SEED_BASE + k for k in range(eval_seeds)]
+    for n in ns:
+        for kind in kinds:
+            params = {**scenario_params("defi_token_market", n_agents=n, profit_weight=0.0,
+                                        stability=kind), "population_seed": POPULATION_SEED,
+                      "collect_every": 0}
+            hold, _ = evaluate_arm(None, params, seeds_eval, scripted="hold")
+            for seed in seeds:
+                start = time.perf_counter()
+                initial, trained, _ = _train(params, seed, iterations, {"learning_rate": 1e-3},
+                                             None)
+                seconds = time.perf_counter() - start
+                before, _ = evaluate_arm(initial, params, seeds_eval)
+                after, _ = evaluate_arm(trained, params, seeds_eval)
+                r0, r1 = before.return_stability.mean(), after.return_stability.mean()
+                rh = hold.return_stability.mean()
+                rows.append({"n_agents": n, "stability": kind, "train_seed": seed,
+                             "iterations": iterations, "agent_steps": iterations * 128 * n,
+                             "train_seconds": seconds, "initial": r0, "trained": r1,
+                             "hold": rh, "gap_closed": (r1 - r0) / (rh - r0)
+                             if rh != r0 else float("nan"),
+                             "volatility_initial": before.volatility.mean(),
+                             "volatility_trained": after.volatility.mean()})
+    return pd.DataFrame(rows)

@@ -117,3 +117,14 @@ def test_reproduce_quick_end_to_end(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["mode"] == "quick" and len(results["claims"]) == 6
     assert "| claim | mark |" in (out / "report.md").read_text()
+
+
+def test_learnability_rows_and_gap():
+    """One row per (N, kind, seed); gap closed = (trained − initial)/(hold − initial)."""
+    frame = ex.learnability(ns=(5,), kinds=("shared", "attributed"), seeds=(0,),
+                            iterations=1, eval_seeds=1)
+    assert list(frame.stability) == ["shared", "attributed"]
+    row = frame.iloc[1]
+    assert row.gap_closed == pytest.approx((row.trained - row.initial)
+                                           / (row.hold - row.initial))
+    assert row.hold == pytest.approx(0.0, abs=1e-12)  # not trading moves no price by itself
