@@ -40,10 +40,11 @@ from typing import Any
 import torch
 
 from mesa_econ.config import check_choice, check_int, check_number
+from mesa_econ.rl.episodes import check_episode_length
 from mesa_econ.rl.normalize import NormalizedPolicy
 from mesa_econ.rl.optim import StackedAdam
 from mesa_econ.rl.schedules import SCHEDULE_KINDS, Schedule
-from mesa_econ.rl.trainer import Trainer, check_episode_length
+from mesa_econ.rl.trainer import Trainer
 
 __all__ = ["NOISE_MODES", "NoisyAC", "NoisyACConfig", "actor_parameters", "perturb_actor"]
 

@@ -28,9 +28,10 @@ from mesa_econ.config import check_int, check_number
 from mesa_econ.policies.stacked import kept_tensor
 from mesa_econ.rl import ppo_grad
 from mesa_econ.rl.buffer import RolloutBuffer
+from mesa_econ.rl.episodes import check_episode_length
 from mesa_econ.rl.normalize import NormalizedPolicy
 from mesa_econ.rl.optim import StackedAdam
-from mesa_econ.rl.trainer import Trainer, check_episode_length
+from mesa_econ.rl.trainer import Trainer
 
 __all__ = ["PPO", "PPOConfig", "ppo_update"]
 

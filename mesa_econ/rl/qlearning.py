@@ -36,10 +36,10 @@ import torch
 from torch.nn import functional as F
 
 from mesa_econ.config import check_choice, check_int, check_number
+from mesa_econ.rl.episodes import check_horizon, first_env, fresh_env, training_generators
 from mesa_econ.rl.evaluate import price_level_variance
 from mesa_econ.rl.q_ensemble import QEnsemble
 from mesa_econ.rl.schedules import SCHEDULE_KINDS, Schedule
-from mesa_econ.rl.trainer import check_horizon, first_env, fresh_env, training_generators
 
 __all__ = ["QLearning", "QLearningConfig", "ReplayBuffer", "clip_grad_norm_per_agent"]
 
@@ -213,7 +213,7 @@ class QLearning:
         model: the economy (its ``torch_generator`` draws the initial Q weights; its
             ``rng`` the first market's noise). Exploration, replay sampling and the
             episodes' noise seeds come from the streams of ``config.seed``
-            (:func:`~mesa_econ.rl.trainer.training_generators`).
+            (:func:`~mesa_econ.rl.episodes.training_generators`).
         config: :class:`QLearningConfig` (default if None).
     """
 

@@ -19,13 +19,13 @@ Training protocol (docs/learning.md). Training is episodic by default: an episod
 episode end is terminal: the rollout that ends it sets ``dones[T − 1] = 1`` and GAE does
 not bootstrap across it; a rollout that ends inside an episode is a truncation and
 bootstraps from the critic. Every episode runs on a fresh market at t = 0 (the first one
-too: a model passed in with t > 0 is rebuilt) with the model's population (graph and
-needs: its ``population_seed`` and demand array) and a new noise seed. The trainer's
-``seed`` spawns three independent streams (:func:`training_generators`): minibatch
-shuffling, the episodes' noise seeds, and policy sampling, so market noise (each
-market's ``rng``) never depends on how the policy samples. ``episode_length=None`` keeps
-the old open-ended protocol: one market that is never reset, every rollout end a
-truncation.
+too: a model passed in with t > 0 is rebuilt) with the model's population (its graph,
+needs and ``population_seed``) and a new noise seed. The trainer's ``seed`` spawns three
+independent streams: minibatch shuffling, the episodes' noise seeds, and policy
+sampling, so market noise (each market's ``rng``) never depends on how the policy
+samples. The protocol's pieces live in :mod:`mesa_econ.rl.episodes`.
+``episode_length=None`` keeps the old open-ended protocol: one market that is never
+reset, every rollout end a truncation.
 
 :class:`Trainer` holds the parts every on-policy algorithm shares: the environment model,
 the per-agent normalisers, the rollout loop, the per-iteration log (a DataFrame) and the
@@ -35,9 +35,8 @@ tqdm progress bar. Subclasses implement :meth:`Trainer.update`.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +45,14 @@ from tqdm.auto import tqdm
 
 from mesa_econ.policies.actor_critic import gaussian_log_prob
 from mesa_econ.rl.buffer import RolloutBuffer
+from mesa_econ.rl.episodes import (
+    TrainingStreams,
+    check_episode_length,
+    check_horizon,
+    first_env,
+    fresh_env,
+    training_generators,
+)
 from mesa_econ.rl.evaluate import price_level_variance, price_volatility
 from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
 
@@ -61,91 +68,6 @@ __all__ = [
 
 TIMING_COLUMNS = ("collect_s", "update_s", "agent_steps_per_s")
 """Columns of the training log that measure wall time (excluded from determinism checks)."""
-
-
-def check_episode_length(episode_length: Any, num_steps: int) -> None:
-    """Raise ``ValueError`` unless ``episode_length`` is None or a positive multiple of
-    ``num_steps`` (market rebuilds fall on rollout boundaries)."""
-    if episode_length is None:
-        return
-    if isinstance(episode_length, bool) or not isinstance(episode_length, numbers.Integral) \
-            or episode_length < num_steps or episode_length % num_steps:
-        raise ValueError(f"episode_length={episode_length!r} is invalid: expected None or a "
-                         f"positive multiple of num_steps={num_steps}")
-
-
-def check_horizon(model: Any, episode_length: int | None) -> None:
-    """Raise ``ValueError`` unless an episodic trainer's ``episode_length`` equals the
-    market's ``horizon`` H (the observation's time feature is min(t, H) / H)."""
-    if episode_length is None:
-        return
-    horizon = model.config.market.horizon
-    if horizon != episode_length:
-        raise ValueError(f"episode_length={episode_length} differs from the market's "
-                         f"horizon={horizon}: the agents observe min(t, H)/H, so an episode "
-                         f"must last H steps (build the model with horizon={episode_length}"
-                         f" or train with episode_length={horizon})")
-
-
-class TrainingStreams(NamedTuple):
-    """The trainer's independent random streams, spawned from one seed."""
-
-    shuffle: torch.Generator
-    """Minibatch order (PPO's permutations, Q-learning's replay samples)."""
-    env_seeds: np.random.Generator
-    """Noise seeds of the episodes' fresh markets."""
-    sampling: torch.Generator
-    """Policy sampling during training (action noise, ε-greedy, parameter noise ξ)."""
-
-
-def _torch_generator(seq: np.random.SeedSequence) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seq.generate_state(1, np.uint64)[0]
-                                             >> np.uint64(1)))
-
-
-def training_generators(seed: int | None, model: Any) -> TrainingStreams:
-    """The trainer's own streams: ``SeedSequence(seed).spawn(3)``, see :class:`TrainingStreams`.
-
-    Seeded from ``seed``; with ``seed=None`` one integer is drawn from ``model.rng``, so a
-    seeded model still trains reproducibly.
-    """
-    if seed is None:
-        seed = int(model.rng.integers(2**62))
-    shuffle, env_seeds, sampling = np.random.SeedSequence(int(seed)).spawn(3)
-    return TrainingStreams(_torch_generator(shuffle), np.random.default_rng(env_seeds),
-                           _torch_generator(sampling))
-
-
-def fresh_env(model: Any, seed: int) -> Any:
-    """A new market at t = 0 with ``model``'s configuration and population, noise ``seed``.
-
-    The population (graph and needs) is the model's: its ``population_seed`` goes into the
-    market config, and its demand array and generated graph are passed on as they are
-    (the population generator draws the graph after the needs only when the needs are
-    drawn, so the seed alone would not reproduce a generated graph next to a demand
-    array); only the market noise (the new model's ``rng``) differs. The new model uses
-    the 'hold' policy (the trainer submits every order) and is returned without any
-    learned policy attached.
-    """
-    from mesa_econ.config import PolicyConfig
-
-    cfg = model.config
-    pc = PolicyConfig(kind="hold", hidden=cfg.policy.hidden, n_groups=cfg.policy.n_groups)
-    graph = cfg.market.graph
-    if isinstance(graph, str) and graph != "complete":  # a generated graph: keep this one
-        graph = model.graph
-    market = dataclasses.replace(cfg.market, population_seed=model.population_seed,
-                                 graph=graph)
-    return type(model).from_config(dataclasses.replace(cfg, market=market, policy=pc),
-                                   rng=int(seed), demand=model.demand)
-
-
-def first_env(model: Any, episode_length: int | None, env_seeds: np.random.Generator) -> Any:
-    """The market of the first episode: ``model`` itself when it is at t = 0 or training is
-    open-ended, else a :func:`fresh_env` with a seed from ``env_seeds``."""
-    if episode_length is None or model.t == 0:
-        return model
-    return fresh_env(model, int(env_seeds.integers(2**62)))
 
 
 class Trainer:
