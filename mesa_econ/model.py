@@ -196,6 +196,9 @@ class EconomyModel(mesa.Model):
         self.population_seed = (int(mc.population_seed) if mc.population_seed is not None
                                 else int(self.rng.integers(2**31)))
         population_rng = np.random.default_rng(self.population_seed)
+        # the graph's seed first: the same population seed gives the same graph whether
+        # the needs are drawn here or passed in as an array
+        graph_seed = int(population_rng.integers(2**31))
         rc = cfg.rewards
         self.params = dataclasses.replace(
             MarketParams.from_config(mc),
@@ -219,14 +222,14 @@ class EconomyModel(mesa.Model):
         self.demand = _make_demand(demand, n, m, population_rng)
         if cfg.rewards.use_value > 0 and self.demand is None:
             raise ValueError("demand=None is invalid: use_value > 0 needs a demand array (N, M)")
-        self._build_space(mc, population_rng)
+        self._build_space(mc, graph_seed)
         self._build_policy(cfg.policy)
         self._init_bookkeeping()
         self.datacollector = self._make_datacollector(cfg.collect_agents)
         self.datacollector.collect(self)
 
-    def _build_space(self, mc: MarketConfig, population_rng: np.random.Generator) -> None:
-        self.graph = _build_graph(mc, seed=int(population_rng.integers(2**31)))
+    def _build_space(self, mc: MarketConfig, graph_seed: int) -> None:
+        self.graph = _build_graph(mc, seed=graph_seed)
         self.grid = _make_network(self.graph, self.random)
         if isinstance(mc.graph, str) and mc.graph == "complete":
             self.adjacency = None  # §5.3 Σ_{k≠i} computed in O(N·M)

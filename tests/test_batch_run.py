@@ -85,7 +85,7 @@ def test_a_checkpointed_policy_can_be_swept(tmp_path):
     n, m = FIXED["n_agents"], FIXED["n_assets"]
     policies = []
     for k in range(2):  # two freshly initialised ensembles with different weights
-        ensemble = PolicyEnsemble(n, 1 + 3 * m, m, hidden=(8, 8),
+        ensemble = PolicyEnsemble(n, 2 + 3 * m, m, hidden=(8, 8),
                                   generator=torch.Generator().manual_seed(k))
         json_path = save_checkpoint(ensemble, tmp_path / f"agents{k}", algo="untrained")
         policies.append(f"checkpoint:{json_path}")

@@ -42,7 +42,7 @@ def test_aec_conversion_passes_api_test():
 
 def test_spaces_are_cached_boxes_of_the_right_shape():
     env = make_env()
-    m, d = MARKET["n_assets"], 1 + 3 * MARKET["n_assets"]
+    m, d = MARKET["n_assets"], 2 + 3 * MARKET["n_assets"]  # [B, H, P, Z, t/H]
     assert env.possible_agents == [f"trader_{i}" for i in range(MARKET["n_agents"])]
     for agent in env.possible_agents:
         obs_space, act_space = env.observation_space(agent), env.action_space(agent)

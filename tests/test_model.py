@@ -117,6 +117,8 @@ def test_population_seed_fixes_graph_and_needs_not_noise():
     a.step(), b.step()
     assert not np.array_equal(a.prices, b.prices)
     assert a.population_seed == b.population_seed == 5
+    given = EconomyModel(**{**kw, "demand": a.demand}, rng=3)  # needs passed in: same graph
+    assert sorted(given.graph.edges) == sorted(a.graph.edges)
 
 
 def test_policies_do_not_consume_the_market_noise():
