@@ -141,8 +141,12 @@ def claim_params(claim: Claim, arm: Arm, mark: str) -> dict[str, Any]:
 
 
 def evaluate_arm(policy: Any, params: dict[str, Any], seeds: list[int],
-                 scripted: str | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+                 scripted: str | None = None,
+                 deterministic: bool = False) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Run one H-step episode per held-out seed with a trained policy or a scripted kind.
+
+    A trained policy samples its actions (the profile as trained) unless
+    ``deterministic``, which acts with the policy means.
 
     Returns:
         One row per seed (return per agent of each reward term and in total, volatility,
@@ -168,7 +172,7 @@ def evaluate_arm(policy: Any, params: dict[str, Any], seeds: list[int],
             if scripted is None:
                 with torch.no_grad():
                     u = act_only(policy, torch.from_numpy(model.observe()),
-                                 model.torch_generator)
+                                 model.torch_generator, deterministic)
                 model.submit_orders(model.trade_scale * np.clip(u.numpy(), -1.0, 1.0))
             model.step()
             for k in terms:

@@ -23,7 +23,9 @@ _DEFI: dict[str, Any] = {
     "n_agents": 50,
     "n_assets": 1,
     "curve": "exponential",
-    "curve_params": {"a": 1.0, "k": 0.001},
+    # f(S) = e^{0.0002 S}: 1.105 at S0 = 500; the gap between marginal and average price
+    # (what a first seller gains over the liquidation share) is about 5% there
+    "curve_params": {"a": 1.0, "k": 0.0002},
     "graph": "watts_strogatz",
     "graph_params": {"k": 4, "p": 0.1},
     "nu": 0.05,
