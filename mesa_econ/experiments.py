@@ -117,7 +117,7 @@ class RunPlan:
     train_seeds: int = 5
     eval_seeds: int = 10
     iterations: dict[str, int] = field(default_factory=lambda: {
-        "defi_token_market": 150, "resource_network": 100, "shock_recovery": 100})
+        "defi_token_market": 150, "resource_network": 150, "shock_recovery": 100})
     ppo: dict[str, Any] = field(default_factory=lambda: {"learning_rate": 1e-3})
 
     @classmethod

@@ -146,8 +146,12 @@ def _claim_paragraph(claim: Any, s: dict[str, Any], arms: Any, shares: Any) -> l
     return lines
 
 
-def write_outputs(result: dict[str, Any], plan: Any, out: Path, mode: str) -> dict[str, Any]:
-    """Write report.md, results.json, the CSVs and the figures; return results.json's dict."""
+def write_outputs(result: dict[str, Any], plan: Any, out: Path, mode: str,
+                  provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write report.md, results.json, the CSVs and the figures; return results.json's dict.
+
+    ``provenance`` should be taken before the runs start (the commit that ran); None:
+    taken now."""
     from mesa_econ import experiments as ex
     from mesa_econ.cli.reproduce_figures import write_figures
 
@@ -172,7 +176,7 @@ def write_outputs(result: dict[str, Any], plan: Any, out: Path, mode: str) -> di
                    "train_seeds": plan.train_seeds, "eval_seeds": result["eval_seeds"],
                    "iterations": plan.iterations, "ppo": plan.ppo,
                    "population_seed": ex.POPULATION_SEED},
-               "provenance": _provenance(plan), "claims": summaries,
+               "provenance": provenance or _provenance(plan), "claims": summaries,
                "arms": {f"{k[0]}/{k[1]}": t.to_dict(orient="records")
                         for k, t in arm_tables.items()}}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
@@ -215,6 +219,7 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None,
         raise ValueError(f"--seeds {seeds!r} is invalid: expected an integer >= 1")
     check_writable(out)
     plan = ex.RunPlan.quick(seeds) if quick else ex.RunPlan.full(seeds)
+    provenance = _provenance(plan)  # the code that runs, before anything can change it
     torch.set_num_threads(1)
     with tqdm(total=ex.work_units(plan), desc="reproduce", unit="run",
               disable=not progress) as bar:
@@ -223,7 +228,7 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None,
             bar.update()
 
         result = ex.run_reproduction(plan, out, progress=tick)
-    return write_outputs(result, plan, out, "quick" if quick else "full")
+    return write_outputs(result, plan, out, "quick" if quick else "full", provenance)
 
 
 def _command(args: argparse.Namespace) -> int:
