@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mesa_econ import experiments as ex
-from mesa_econ.cli.reproduce import check_writable, write_outputs
+from mesa_econ.cli.reproduce import check_writable, rewrite_report, write_outputs
 
 TINY = ex.RunPlan(train_seeds=2, eval_seeds=2,
                   iterations={"defi_token_market": 1, "resource_network": 1,
@@ -128,3 +128,18 @@ def test_learnability_rows_and_gap():
     assert row.gap_closed == pytest.approx((row.trained - row.initial)
                                            / (row.hold - row.initial))
     assert row.hold == pytest.approx(0.0, abs=1e-12)  # not trading moves no price by itself
+
+
+def test_report_can_be_rewritten_from_the_csvs(tiny_run):
+    out, _, results = tiny_run
+    before = (out / "report.md").read_text()
+    again = rewrite_report(out)
+    assert json.loads(json.dumps(again["claims"], default=float)) == json.loads(
+        json.dumps(results["claims"], default=float))
+    assert again["provenance"] == results["provenance"]
+    assert (out / "report.md").read_text() == before
+
+
+def test_rewrite_report_needs_a_finished_run(tmp_path):
+    with pytest.raises(ValueError, match="not a finished reproduction"):
+        rewrite_report(tmp_path)

@@ -143,11 +143,39 @@ def _claim_paragraph(claim: Any, s: dict[str, Any], arms: Any, shares: Any) -> l
               "income every agent receives alike (marks, yield, fees); each term's share in "
               "brackets is its |return| over the sum of the four terms' |returns|. Price "
               "drift: mean log change of the quote per step.", ""]
+    lines += _caveats(claim, s, share)
     return lines
 
 
+def _caveats(claim: Any, s: dict[str, Any], share: Any) -> list[str]:
+    """Sentences the numbers call for: the pump under the quote mark, and a recovery
+    judged against a band that a trend has widened."""
+    hold = "hold (no trading)"
+    trained = [a.name for a in claim.arms if a.policy == "ppo" and a.name in share.index]
+    if not trained or hold not in share.index:
+        return []
+    out = []
+    if s["mark"] == "quote":
+        gains = ", ".join(f"{a} {_fmt(share.loc[a, 'return_trading'], 4)} (price drift "
+                          f"{_fmt(share.loc[a, 'price_drift'])})" for a in trained)
+        out.append(f"Under the quote mark the trained arms' trading return per agent is "
+                   f"{gains}, against {_fmt(share.loc[hold, 'return_trading'], 4)} for hold "
+                   f"(drift {_fmt(share.loc[hold, 'price_drift'])}): what the literal mark "
+                   "pays for buying on a rising curve, wealth that no money backs. Compare "
+                   "the same arms under the liquidation mark.")
+    if claim.metric == "recovery_time":
+        drift = max(abs(float(share.loc[a, "price_drift"])) for a in trained)
+        out.append(f"Recovery is judged against the band of the 20 pre-shock quotes. Where "
+                   f"agents move the price steadily (largest |drift| of a trained arm here: "
+                   f"{_fmt(drift)} per step), the band widens with the trend and a short "
+                   "recovery says little about stability: read it with the price paths "
+                   "(figures/shock.png) and the drift.")
+    return [*out, ""] if out else []
+
+
 def write_outputs(result: dict[str, Any], plan: Any, out: Path, mode: str,
-                  provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+                  provenance: dict[str, Any] | None = None,
+                  figures: bool = True) -> dict[str, Any]:
     """Write report.md, results.json, the CSVs and the figures; return results.json's dict.
 
     ``provenance`` should be taken before the runs start (the commit that ran); None:
@@ -202,8 +230,33 @@ def write_outputs(result: dict[str, Any], plan: Any, out: Path, mode: str,
                 sub = shares[(shares.claim == claim.key) & (shares["mark"] == s["mark"])]
                 lines += _claim_paragraph(claim, s, arm_tables[(claim.key, s["mark"])], sub)
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    write_figures(result, out / "figures")
+    if figures:
+        write_figures(result, out / "figures")
     return results
+
+
+def rewrite_report(out: Path) -> dict[str, Any]:
+    """Rewrite report.md and results.json of a finished run from its runs.csv and
+    training.csv (the runs, plan and provenance as they were; figures untouched)."""
+    import pandas as pd
+
+    from mesa_econ import experiments as ex
+
+    out = Path(out)
+    try:
+        old = json.loads((out / "results.json").read_text())
+        runs = pd.read_csv(out / "runs.csv")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--out {str(out)!r} is invalid: not a finished reproduction "
+                         f"({exc})") from None
+    training = (pd.read_csv(out / "training.csv") if (out / "training.csv").exists()
+                else pd.DataFrame())
+    p = old["plan"]
+    plan = ex.RunPlan(train_seeds=p["train_seeds"], eval_seeds=len(p["eval_seeds"]),
+                      iterations=p["iterations"], ppo=p["ppo"])
+    result = {"runs": runs, "training": training, "paths": {}, "seconds": old["seconds"],
+              "eval_seeds": p["eval_seeds"]}
+    return write_outputs(result, plan, out, old["mode"], old["provenance"], figures=False)
 
 
 def reproduce(out: Path, quick: bool = False, seeds: int | None = None,
@@ -232,8 +285,11 @@ def reproduce(out: Path, quick: bool = False, seeds: int | None = None,
 
 
 def _command(args: argparse.Namespace) -> int:
-    results = reproduce(Path(args.out), quick=args.quick, seeds=args.seeds,
-                        progress=not args.no_progress)
+    if args.report_only:
+        results = rewrite_report(Path(args.out))
+    else:
+        results = reproduce(Path(args.out), quick=args.quick, seeds=args.seeds,
+                            progress=not args.no_progress)
     for s in results["claims"]:
         paper, measured, ci = _measured_text(s)
         print(f"{s['claim']:22s} {s['mark']:12s} paper: {paper:26s} measured: {measured} "
@@ -254,5 +310,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="training seeds (default 5; 2 with --quick; >= 5 for a full run)")
     parser.add_argument("--out", default="results/reproduce", help="output directory")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite report.md and results.json of the finished run in "
+                             "--out from its CSVs, without running anything")
     parser.set_defaults(func=_command)
     return parser
