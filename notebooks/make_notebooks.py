@@ -58,12 +58,13 @@ With `collect_agents=True` the agent reporters (capital, wealth, reward) are ind
     ("code", """agents = model.datacollector.get_agent_vars_dataframe()
 last = agents.xs(agents.index.get_level_values("Step").max(), level="Step")
 ax = last["wealth"].plot.hist(bins=15, title=f"wealth after {model.t} steps")
-ax.set_xlabel("wealth B + Σ H·P")
+ax.set_xlabel("wealth B + Σ H·reserve/S (liquidation share)")
 plt.show()
 last.describe()"""),
     ("md", """## Scripted baselines
 The same market and seed with no trading (`hold`), random traders and mean-reversion
-traders; volatility is §7.1's (1/T) Σ (P − P̄)² over the run."""),
+traders; volatility is the std of log returns of the quote over the run (§7.1's level
+variance (1/T) Σ (P − P̄)² is `metrics.level_variance`)."""),
     ("code", """for policy in ("hold", "random", "mean_reversion"):
     run = build_model("defi_token_market", rng=42, policy=policy)
     for _ in range(STEPS):
@@ -78,8 +79,9 @@ NB02 = [
 Every agent has its own actor-critic (one row of a stacked `PolicyEnsemble`); PPO (§6.1)
 trains them all in one batched update. The budget here is tiny so that the notebook runs
 in seconds: the numbers show *how* to train and compare, they are not a result. The §9
-claim (30% lower volatility than untrained agents) needs the full budget
-(`mesa-econ train ...`)."""),
+claim (30% lower volatility for stability-rewarded than for profit-only agents) is tested
+with seeds, baselines and intervals by `mesa-econ reproduce` (docs/reproduction.md).
+Training is episodic: 128-step episodes on fresh markets of one population."""),
     ("code", """import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -105,12 +107,13 @@ log[["iteration", "agent_steps", "mean_reward", "volatility", "approx_kl", "entr
 axes[0].plot(log["iteration"], log["mean_reward"])
 axes[0].set(xlabel="iteration", ylabel="mean reward per agent-step", title="training reward")
 axes[1].plot(log["iteration"], log["volatility"])
-axes[1].set(xlabel="iteration", ylabel="price variance in the rollout", title="volatility")
+axes[1].set(xlabel="iteration", ylabel="std of log returns in the rollout",
+            title="volatility")
 fig.tight_layout()
 plt.show()"""),
     ("md", """## Trained vs untrained agents on held-out seeds
-`evaluate_policy` runs a policy on fresh markets, one per seed, and reports the §7.1
-volatility of the quoted price and the agents' mean return. "Untrained" is a freshly
+`evaluate_policy` runs a policy for one 128-step episode per seed and reports the
+volatility of the quoted price (std of log returns) and the agents' mean return. "Untrained" is a freshly
 initialised actor-critic ensemble; `random` and `hold` are the scripted baselines."""),
     ("code", """# a freshly initialised ensemble (seed 1): the same architecture, untrained
 untrained = EconomyModel(**params, policy="actor_critic", rng=1).ensemble
@@ -140,7 +143,7 @@ agents and assets)."""),
 sweep = run_sweep({**params, "policy": [f"checkpoint:{checkpoint}", "actor_critic", "random"]},
                   seeds=EVAL_SEEDS, steps=EVAL_STEPS, progress=False)
 per_run = sweep.groupby(["policy", "seed"])["price_0"].var(ddof=0)  # §7.1 per run
-per_run.groupby("policy").mean().rename("volatility").to_frame()"""),
+per_run.groupby("policy").mean().rename("level variance (§7.1)").to_frame()"""),
 ]
 
 NB03 = [
@@ -177,10 +180,10 @@ rows = mesa.batch_run(EconomyModel, parameters=params, number_processes=1,
 results = pd.DataFrame(rows).sort_values(["RunId", "Step"])
 results[["RunId", "kappa", "nu", "rng", "Step", "price_0", "volatility"]].head()"""),
     ("code", """def volatility_grid(frame, seed_column, step_column):
-    \"\"\"§7.1 volatility of each run's price series, averaged over seeds: kappa × nu.\"\"\"
+    \"\"\"§7.1 level variance of each run's price series, averaged over seeds: kappa × nu.\"\"\"
     per_run = (frame.sort_values(step_column)
                .groupby(["kappa", "nu", seed_column])["price_0"]
-               .agg(lambda prices: metrics.volatility(prices.to_numpy())))
+               .agg(lambda prices: metrics.level_variance(prices.to_numpy())))
     return per_run.groupby(["kappa", "nu"]).mean().unstack("nu")
 
 
@@ -192,7 +195,7 @@ def heatmap(grid, title):
     ax.set(xlabel="peer influence ν", ylabel="price impact κ", title=title)
     for (i, j), value in np.ndenumerate(grid.to_numpy()):
         ax.text(j, i, f"{value:.3g}", ha="center", va="center", color="white")
-    fig.colorbar(image, label="volatility (1/T) Σ (P − P̄)²")
+    fig.colorbar(image, label="level variance (1/T) Σ (P − P̄)²")
     plt.show()
 
 
