@@ -228,7 +228,7 @@ def _summary_panel(model: EconomyModel) -> Any:
     rows = [[str(j), f"{model.prices[j]:.4g}", f"{model.curve_prices[j]:.4g}",
              f"{model.supply[j]:.4g}", f"{model.reserve[j]:.4g}"]
             for j in range(model.n_assets)]
-    line = (f"{getattr(model, 'scenario', 'custom')} · policy {model.config.policy.kind} · "
+    line = (f"{getattr(model, 'scenario_name', 'custom')} · policy {model.config.policy.kind} · "
             f"N = {model.n_agents} agents · M = {model.n_assets} assets · "
             f"t = {model.t} steps completed")
     return solara.Column(children=[

@@ -145,21 +145,23 @@ class VizEconomyModel(EconomyModel):
 
     Attributes:
         error: None, or the message the page shows instead of the panels.
-        scenario: the scenario the controls started from.
+        scenario_name: the scenario the controls started from. (Not ``scenario``: Mesa
+            3.5's ``Model.scenario`` is a property holding a Scenario object, and SolaraViz
+            passes its own ``scenario=`` to a model whose ``__init__`` takes one.)
         layout_seed: seed of the network layout (the model's seed, 0 if unseeded).
     """
 
-    def __init__(self, scenario: str = DEFAULT_SCENARIO, n_agents: Any = "",
+    def __init__(self, scenario_name: str = DEFAULT_SCENARIO, n_agents: Any = "",
                  n_assets: Any = "", curve: str = FROM_SCENARIO, kappa: Any = "",
                  lam: Any = "", nu: Any = "", omega: Any = "", rho: Any = "",
                  settlement: str = FROM_SCENARIO, policy: str = "random",
                  checkpoint: str = "", shock_step: Any = "", shock_size: Any = "",
                  seed: Any = "42") -> None:
         self.error: str | None = None
-        self.scenario = scenario
+        self.scenario_name = scenario_name
         self.layout_seed = 0
         try:
-            params = viz_params(scenario, curve=curve, settlement=settlement, policy=policy,
+            params = viz_params(scenario_name, curve=curve, settlement=settlement, policy=policy,
                                 checkpoint=checkpoint, seed=seed, n_agents=n_agents,
                                 n_assets=n_assets, kappa=kappa, lam=lam, nu=nu, omega=omega,
                                 rho=rho, shock_step=shock_step, shock_size=shock_size)
@@ -198,7 +200,7 @@ def model_params() -> dict[str, Any]:
         return {"type": "Select", "value": value, "values": values, "label": label}
 
     return {
-        "scenario": select("Scenario", list(SCENARIOS), DEFAULT_SCENARIO),
+        "scenario_name": select("Scenario", list(SCENARIOS), DEFAULT_SCENARIO),
         "n_agents": text(f"Agents N ({blank})"),
         "n_assets": text(f"Assets M ({blank})"),
         "curve": select("Bonding curve", [FROM_SCENARIO, *CURVE_KINDS], FROM_SCENARIO),

@@ -121,8 +121,8 @@ BAD_CONTROLS = [
     ({"n_assets": "0"}, "n_assets=0"),
     ({"kappa": "-1"}, "kappa=-1.0"),
     ({"seed": "x1"}, "seed='x1'"),
-    ({"scenario": "resource_network", "n_agents": "5"}, "graph_params k=6"),
-    ({"scenario": "nowhere"}, "scenario='nowhere'"),
+    ({"scenario_name": "resource_network", "n_agents": "5"}, "graph_params k=6"),
+    ({"scenario_name": "nowhere"}, "scenario='nowhere'"),
     ({"curve": "cubic"}, "curve='cubic'"),
     ({"settlement": "later"}, "settlement='later'"),
     ({"policy": "checkpoint"}, "checkpoint=''"),
@@ -211,7 +211,7 @@ def test_price_plot_dashes_the_curve_and_names_the_lines():
 
 
 def test_panels_of_a_running_model_are_mesa_components():
-    model = viz.VizEconomyModel(scenario="resource_network", n_agents="20", seed="2")
+    model = viz.VizEconomyModel(scenario_name="resource_network", n_agents="20", seed="2")
     _run(model, 2)
     names = [panel(model).component.name for panel in viz.PANELS]
     assert names == ["SpaceMatplotlib", *["PlotMatplotlib"] * 5, "Column"]
