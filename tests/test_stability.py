@@ -103,6 +103,17 @@ def test_twin_exponent_is_log_abs_one_minus_theta_dt(theta_dt):
     assert est.verdict == ("converge" if theta_dt < 2 else "diverge")
 
 
+def test_twin_exponent_separates_a_lasting_offset_from_convergence():
+    """δ(t) = 0.1·0.5^t + 0.01: λ < 0 over the horizon, but the tail no longer shrinks."""
+    t = np.arange(61)
+    rng = np.random.default_rng(0)
+    delta = 0.1 * 0.5**t + 0.01 * (1 + 0.01 * rng.standard_normal((4, t.size)))
+    est = twin_exponent(delta)
+    assert est.ci_high < 0 and est.verdict == "persist"
+    assert abs(est.tail) < 1e-3
+    assert twin_exponent(0.1 * 0.5 ** np.tile(t[:30], (3, 1))).verdict == "converge"
+
+
 @settings(max_examples=40, deadline=None)
 @given(theta_dt=st.floats(0.05, 1.95).filter(lambda x: abs(x - 1.0) > 0.2),
        sigma0=st.floats(0.0, 2.0), x0=st.floats(-5.0, 5.0))

@@ -268,8 +268,15 @@ class TwinExponent:
     mean: float
     ci_low: float
     ci_high: float
+    tail: float
+    """Mean over seeds of the slope of log δ over the second half of T_k, per step: still
+    contracting (< 0), or stuck (≈ 0) or regrowing (> 0) at the end."""
+    tail_ci_low: float
+    tail_ci_high: float
     verdict: str
-    """'converge' (CI below 0), 'diverge' (CI above 0) or 'neutral' (CI contains 0)."""
+    """'converge' (λ and the tail slope both below 0 with their CIs), 'diverge' (λ's CI
+    above 0), 'persist' (λ below 0 but the tail no longer contracting: the twins
+    settled at a lasting offset, e.g. in supply) or 'neutral' (λ's CI contains 0)."""
     e_fold_steps: float
     """1 / |mean λ|: steps for the separation to shrink (or grow) by a factor e."""
     resolution_hit: bool
@@ -283,12 +290,13 @@ def twin_exponent(delta: np.ndarray, confidence: float = 0.95,
 
     Notes:
         λ_k = (1/T) log(|δ_k(T)| / |δ_k(0)|), with T the full horizon, or the last step at
-        which |δ_k| was still above ``resolution``. The interval over seeds is a
-        t-interval (a single seed gives an infinite one).
+        which |δ_k| was still above ``resolution`` (an exact 0 counts as the smallest
+        positive float, so λ stays finite: a bound). Intervals over seeds are
+        t-intervals; with one seed, the point itself.
 
     Args:
         delta: separations, shape (seeds, T+1), δ(0) > 0 (the perturbation).
-        confidence: level of the interval over seeds.
+        confidence: level of the intervals over seeds.
         resolution: separations below this are rounding, not dynamics.
     """
     d = np.abs(np.asarray(delta, dtype=float))
@@ -297,7 +305,7 @@ def twin_exponent(delta: np.ndarray, confidence: float = 0.95,
     if np.any(~(d[:, 0] > 0)):
         raise ValueError("delta is invalid: expected a positive initial separation δ(0)")
     check_number("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True)
-    lams, horizons, hit = [], [], False
+    lams, tails, horizons, hit = [], [], [], False
     tiny = np.finfo(float).tiny
     for row in d:
         below = ~np.isfinite(row[1:]) | (row[1:] < resolution)
@@ -306,13 +314,26 @@ def twin_exponent(delta: np.ndarray, confidence: float = 0.95,
             t_end = max(int(np.argmax(below)), 1)  # the last resolved step (at least 1)
         else:
             t_end = row.size - 1
-        lams.append(float(np.log(max(row[t_end], tiny) / row[0]) / t_end))
+        log_d = np.log(np.maximum(row[:t_end + 1], tiny))
+        lams.append(float((log_d[-1] - log_d[0]) / t_end))
+        half = log_d[t_end // 2:]
+        tails.append(float(np.polyfit(np.arange(half.size), half, 1)[0]) if half.size > 2
+                     else lams[-1])
         horizons.append(t_end)
-    lam = np.array(lams)
-    mean = float(lam.mean())
-    half = (float(stats.t.ppf(0.5 + confidence / 2, lam.size - 1) * lam.std(ddof=1)
-                  / math.sqrt(lam.size)) if lam.size > 1 else 0.0)
-    low, high = mean - half, mean + half
-    verdict = "converge" if high < 0 else ("diverge" if low > 0 else "neutral")
+    lam, tail = np.array(lams), np.array(tails)
+    mean, low, high = _mean_ci(lam, confidence)
+    tail_mean, tail_low, tail_high = _mean_ci(tail, confidence)
+    if high < 0:
+        verdict = "converge" if tail_high < 0 else "persist"
+    else:
+        verdict = "diverge" if low > 0 else "neutral"
     e_fold = 1.0 / abs(mean) if mean != 0 else math.inf
-    return TwinExponent(lam, np.array(horizons), mean, low, high, verdict, e_fold, hit)
+    return TwinExponent(lam, np.array(horizons), mean, low, high, tail_mean, tail_low,
+                        tail_high, verdict, e_fold, hit)
+
+
+def _mean_ci(x: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    mean = float(x.mean())
+    half = (float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1)
+                  / math.sqrt(x.size)) if x.size > 1 else 0.0)
+    return mean, mean - half, mean + half

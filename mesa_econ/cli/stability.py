@@ -75,9 +75,12 @@ def notes(summary: dict[str, Any]) -> list[str]:
         e_fold = tw["e_fold_steps"]
         lines.append(f"{who}: twin runs {tw['verdict']}, λ = {tw['mean']:.3g} per step "
                      f"(95% CI [{tw['ci_low']:.3g}, {tw['ci_high']:.3g}]"
-                     + (f", e-fold {e_fold:.3g} steps)" if isinstance(e_fold, float) else ")")
+                     + (f", e-fold {e_fold:.3g} steps" if isinstance(e_fold, float) else "")
+                     + f"; slope of log δ over the last half {tw['tail']:.3g} per step)"
                      + (", the separation reached float resolution: a bound"
-                        if tw["resolution_hit"] else ""))
+                        if tw["resolution_hit"] else "")
+                     + (": the twins stopped converging and kept an offset"
+                        if tw["verdict"] == "persist" else ""))
     for j, a in enumerate(summary["analytic"]):
         lines.append(
             f"asset {j}, agents off: (1 − θdt)² + σ1²dt = {a['ms_factor']:.4g} "
