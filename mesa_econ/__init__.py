@@ -5,11 +5,43 @@ priced by stochastic bonding curves over a NetworkX interaction graph. See READM
 docs/equations.md for the mapping from the paper's equations to the code.
 """
 
-from mesa_econ.agents import TraderAgent
-from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConfig
-from mesa_econ.curves import make_curve
-from mesa_econ.model import EconomyModel
-from mesa_econ.scenarios import SCENARIOS, build_model, scenario_params
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mesa_econ.agents import TraderAgent
+    from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConfig
+    from mesa_econ.curves import make_curve
+    from mesa_econ.model import EconomyModel
+    from mesa_econ.scenarios import SCENARIOS, build_model, scenario_params
+
+# Public name -> the module defining it, imported on first access (PEP 562): importing a
+# submodule (the ``mesa-econ`` command's router, config, scenarios) does not import Mesa
+# and torch through this file.
+_LAZY = {
+    "TraderAgent": "mesa_econ.agents",
+    **dict.fromkeys(("MarketConfig", "ModelConfig", "PolicyConfig", "RewardConfig"),
+                    "mesa_econ.config"),
+    "make_curve": "mesa_econ.curves",
+    "EconomyModel": "mesa_econ.model",
+    **dict.fromkeys(("SCENARIOS", "build_model", "scenario_params"), "mesa_econ.scenarios"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.2.0"
 

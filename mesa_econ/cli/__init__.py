@@ -1,8 +1,10 @@
-"""The ``mesa-econ`` command: ``reproduce``, ``demo``, ``train`` and ``sweep``.
+"""The mesa-econ command: reproduce the paper, run a demo, train agents, run sweeps.
 
 Subcommands other than ``demo`` live in their own modules (``mesa_econ.cli.reproduce``,
 ``mesa_econ.rl.cli``, ``mesa_econ.sweep``) and register themselves through an
-``add_parser(subparsers)`` function, so this module stays a thin router.
+``add_parser(subparsers)`` function, so this module stays a thin router. Building the
+parser imports neither torch nor Mesa (``mesa-econ --help`` answers at once): modules
+import them inside the functions that run a command.
 """
 
 from __future__ import annotations
@@ -89,20 +91,44 @@ def _demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _add_demo_parser(sub: Any) -> None:
     from mesa_econ.scenarios import SCENARIOS
 
+    demo = sub.add_parser(
+        "demo", help="run one scenario and write its results",
+        description="Run one scenario without training and write its DataCollector frame "
+                    "(model_vars.csv), a price plot (prices.png) and summary.json.")
+    demo.add_argument("--scenario", default="defi_token_market", choices=sorted(SCENARIOS),
+                      help="the §9 scenario preset to run (default: %(default)s)")
+    demo.add_argument("--steps", type=_positive_int, default=200,
+                      help="model steps to run, >= 1 (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="the model's random seed (default: %(default)s)")
+    demo.add_argument("--policy", default="random",
+                      help="every agent's policy: random, hold, mean_reversion, actor_critic "
+                           "(untrained) or checkpoint:PATH, a trained checkpoint "
+                           "(default: %(default)s)")
+    demo.add_argument("--n-agents", type=_positive_int, default=None,
+                      help="number of agents N, >= 1 (default: the scenario's own)")
+    demo.add_argument("--out", default="results/demo",
+                      help="output directory (default: %(default)s)")
+    demo.set_defaults(func=_demo_command)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is invalid: expected an integer >= 1")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mesa-econ", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run one scenario and write its results")
-    demo.add_argument("--scenario", default="defi_token_market", choices=sorted(SCENARIOS))
-    demo.add_argument("--steps", type=int, default=200)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--policy", default="random",
-                      help="random | hold | mean_reversion | actor_critic | checkpoint:PATH")
-    demo.add_argument("--n-agents", type=int, default=None)
-    demo.add_argument("--out", default="results/demo")
-    demo.set_defaults(func=_demo_command)
+    _add_demo_parser(sub)
     for name, module in _PLUGINS.items():
         try:
             plugin = importlib.import_module(module)

@@ -2,9 +2,10 @@
 
 - :class:`PPO` / :class:`PPOConfig` (§6.1) train every agent's actor-critic in one batched
   pass (``mesa_econ.rl.ppo``); the rollout loop, buffer, GAE and normalisers are shared.
-- ``ALGORITHMS`` maps the CLI's ``--algo`` names to algorithm classes. The Q-learning
-  (§6.2) and noisy actor-critic (§6.3) classes are imported only when looked up, so this
-  package imports even where those modules are absent or broken.
+- ``ALGORITHMS`` maps the CLI's ``--algo`` names to algorithm classes, each imported only
+  when looked up, so this package imports even where a module is absent or broken. The
+  package's other names are imported on first access too: ``import mesa_econ.rl`` alone
+  does not import torch (``mesa-econ --help`` stays fast).
 - Checkpoints (safetensors + JSON) are written by :func:`save_checkpoint` and read by
   :func:`load_policy`; ``EconomyModel(policy="checkpoint:PATH")`` uses
   :func:`load_ensemble`.
@@ -23,21 +24,51 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from mesa_econ.rl.buffer import RolloutBuffer, compute_gae
-from mesa_econ.rl.checkpoint import (
-    load_ensemble,
-    load_policy,
-    read_metadata,
-    register_policy_class,
-    save_checkpoint,
-)
-from mesa_econ.rl.evaluate import evaluate_policy, paired_difference, run_policy, verdict
-from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
-from mesa_econ.rl.optim import StackedAdam
-from mesa_econ.rl.ppo import PPO, PPOConfig, ppo_update
-from mesa_econ.rl.trainer import Trainer
+if TYPE_CHECKING:
+    from mesa_econ.rl.buffer import RolloutBuffer, compute_gae
+    from mesa_econ.rl.checkpoint import (
+        load_ensemble,
+        load_policy,
+        read_metadata,
+        register_policy_class,
+        save_checkpoint,
+    )
+    from mesa_econ.rl.evaluate import evaluate_policy, paired_difference, run_policy, verdict
+    from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
+    from mesa_econ.rl.optim import StackedAdam
+    from mesa_econ.rl.ppo import PPO, PPOConfig, ppo_update
+    from mesa_econ.rl.trainer import Trainer
+
+# Public name -> the module defining it, imported on first access (PEP 562), so that
+# ``from mesa_econ.rl import ALGORITHMS`` (the CLI's --algo choices) does not import torch.
+_LAZY = {
+    **dict.fromkeys(("RolloutBuffer", "compute_gae"), "mesa_econ.rl.buffer"),
+    **dict.fromkeys(("load_ensemble", "load_policy", "read_metadata",
+                     "register_policy_class", "save_checkpoint"), "mesa_econ.rl.checkpoint"),
+    **dict.fromkeys(("evaluate_policy", "paired_difference", "run_policy", "verdict"),
+                    "mesa_econ.rl.evaluate"),
+    **dict.fromkeys(("NormalizedPolicy", "ObsNormalizer", "RewardNormalizer"),
+                    "mesa_econ.rl.normalize"),
+    "StackedAdam": "mesa_econ.rl.optim",
+    **dict.fromkeys(("PPO", "PPOConfig", "ppo_update"), "mesa_econ.rl.ppo"),
+    "Trainer": "mesa_econ.rl.trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ALGORITHMS",
@@ -90,7 +121,7 @@ class _Algorithms(Mapping[str, type]):
                                           "noisy_ac": "mesa_econ.rl.noisy_ac"}
 
     def __init__(self) -> None:
-        self._cache: dict[str, type] = {"ppo": PPO}
+        self._cache: dict[str, type] = {}
 
     def __getitem__(self, name: str) -> type:
         if name not in self._modules:
@@ -110,7 +141,7 @@ class _Algorithms(Mapping[str, type]):
 
 
 ALGORITHMS: Mapping[str, type] = _Algorithms()
-"""``{"ppo": PPO, "qlearning": ..., "noisy_ac": ...}`` (the latter two imported lazily)."""
+"""``{"ppo": PPO, "qlearning": ..., "noisy_ac": ...}``, each module imported on first lookup."""
 
 
 def config_class(algo: type) -> type:
