@@ -115,17 +115,26 @@ def format_best(summary: dict[str, Any]) -> list[str]:
 
 
 def _command(args: argparse.Namespace) -> int:
+    import sys
+
     from mesa_econ.rl.cli import _parse_pairs
 
-    summary = run_tune(
-        args.scenario, args.trials, Path(args.out), storage=args.storage,
-        progress=not args.no_progress, study_name=args.study_name, seeds=args.seeds,
-        holdout_seeds=args.holdout_seeds, steps=args.steps, policy=args.policy,
-        objectives=args.objective or ["volatility"], constraints=args.constraint,
-        curve=args.curve or None, sampler=args.sampler, sampler_seed=args.sampler_seed,
-        anchor=not args.no_anchor, per_asset=args.per_asset,
-        bounds=_parse_bounds(args.bound), fixed=_parse_fixed(args.fix),
-        overrides=_parse_pairs(args.model, "--model"), slippage_trade=args.slippage_trade)
+    try:
+        summary = run_tune(
+            args.scenario, args.trials, Path(args.out), storage=args.storage,
+            progress=not args.no_progress, study_name=args.study_name, seeds=args.seeds,
+            holdout_seeds=args.holdout_seeds, steps=args.steps, policy=args.policy,
+            objectives=args.objective or ["volatility"], constraints=args.constraint,
+            curve=args.curve or None, sampler=args.sampler, sampler_seed=args.sampler_seed,
+            anchor=not args.no_anchor, per_asset=args.per_asset,
+            bounds=_parse_bounds(args.bound), fixed=_parse_fixed(args.fix),
+            overrides=_parse_pairs(args.model, "--model"),
+            slippage_trade=args.slippage_trade)
+    except KeyboardInterrupt:
+        where = args.storage or f"{args.out}/study.db"
+        print(f"\ninterrupted: the finished trials are stored in {where}; run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
     print("\n".join(format_best(summary)))
     print(f"wrote {args.out}/summary.json, trials.csv, {', '.join(summary['figures'])}")
     return 0
