@@ -83,6 +83,18 @@ def test_slippage_of_the_reference_trade_by_hand():
     assert frame.initial_reserve[0] == pytest.approx(1.0 * s0 + 0.002 * s0**2 / 2)
 
 
+def test_candidates_are_measured_as_the_reproduction_measures_its_arms():
+    """evaluate_curve's two volatility definitions equal experiments.evaluate_arm's on
+    the same seeds and population."""
+    from mesa_econ.experiments import evaluate_arm
+
+    params = tuning._model_params("defi_token_market", "informed", TINY)
+    arm, _ = evaluate_arm(None, params, [3, 4], scripted="informed")
+    ours = evaluate_curve(params, "exponential", params["curve_params"], [3, 4])
+    np.testing.assert_array_equal(ours.volatility, arm.volatility)
+    np.testing.assert_array_equal(ours.level_variance, arm.level_variance)
+
+
 # ------------------------------------------------------------------ the study
 
 def test_tuning_finds_a_known_interior_optimum():
