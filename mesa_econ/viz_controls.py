@@ -175,7 +175,8 @@ class VizEconomyModel(EconomyModel):
         logger.warning("mesa_econ visualisation: %s", exc,
                        exc_info=None if isinstance(exc, ValueError) else exc)
         self.error = describe_error(exc)
-        if "steps" not in self.__dict__:  # failed before mesa.Model.__init__ ran
+        if "rng" not in self.__dict__:  # failed before mesa.Model.__init__ ran (every
+            # Mesa version sets rng there; mesa 4 has no model.steps)
             mesa.Model.__init__(self)
         self.running = False
 

@@ -137,7 +137,7 @@ def test_bad_controls_give_a_readable_error_not_an_exception(controls, names):
     assert model.error.startswith("Invalid parameters: ")
     assert names in model.error
     assert "Traceback" not in model.error
-    assert model.running is False and model.steps == 0
+    assert model.running is False and "t" not in vars(model)  # no EconomyModel was built
     model.step()  # Mesa's Step button: nothing happens, nothing raises
     assert model.error.startswith("Invalid parameters: ")
     first, *others = (panel(model) for panel in viz.PANELS)
@@ -162,6 +162,7 @@ def test_a_failing_step_stops_the_model_with_a_message(monkeypatch):
     assert model.error == ("The model failed (FloatingPointError): "
                            "market state 'price' became non-finite")
     assert model.running is False
+    assert len(model.agents) == 10  # the failure did not re-initialise the Mesa model
     assert viz.PANELS[0](model).component.name == "Error"
 
 
