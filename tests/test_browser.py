@@ -1,6 +1,6 @@
 """The visualisation in a real browser: `solara run server.py` driven by headless Chromium.
 
-Needs Debian's Chromium at /usr/bin/chromium (``.ci/setup`` installs it) and Playwright's
+Needs Debian's Chromium at /usr/bin/chromium (``.ci/setup-tests`` installs it) and Playwright's
 Python package; ``playwright install`` is not needed. Deselect with ``-m "not browser"``.
 
 The server runs with ``--production`` so that a source file edited while the test runs
@@ -91,9 +91,16 @@ def _solara_server() -> Iterator[str]:
             proc.wait(timeout=15)
 
 
+def _counter(step: int | None = None) -> re.Pattern:
+    """Mesa's counter in the sidebar: "Step: 3" (mesa 3.3, model.steps) or "Time: 3.0"
+    (mesa 3.4+, model.time); any value when ``step`` is None."""
+    value = r"\d+(\.0)?" if step is None else rf"{step}(\.0)?"
+    return re.compile(rf"^(Step|Time): {value}$")
+
+
 def _wait_for_step(page, step: int) -> None:
     """Mesa's step counter (sidebar) and our summary panel both show ``step``."""
-    page.get_by_text(f"Step: {step}", exact=True).wait_for(timeout=WAIT_MS)
+    page.get_by_text(_counter(step)).first.wait_for(timeout=WAIT_MS)
     page.get_by_text(f"t = {step} steps completed").wait_for(timeout=WAIT_MS)
 
 
@@ -133,7 +140,7 @@ def _select(page, label: str, option: str) -> None:
 @pytest.mark.timeout(300)
 def test_page_renders_offline_steps_resets_and_shows_errors():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/setup), "
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/setup-tests), "
                     "or deselect the browser tests with -m 'not browser'")
     from playwright.sync_api import sync_playwright
 
@@ -157,7 +164,7 @@ def test_page_renders_offline_steps_resets_and_shows_errors():
             page.goto(url, timeout=WAIT_MS)
 
             # the network view and the plots are drawn
-            page.get_by_text("Step:").first.wait_for(timeout=WAIT_MS)
+            page.get_by_text(_counter()).first.wait_for(timeout=WAIT_MS)
             _wait_for_figures(page)
             panels = page.locator(".vue-grid-item")
             assert panels.count() >= N_PANELS
