@@ -69,12 +69,14 @@ def test_scenario_parameters_go_through_batch_parameters():
     from mesa_econ.scenarios import scenario_params
     from mesa_econ.sweep import batch_parameters
 
+    curve_params = scenario_params("defi_token_market")["curve_params"]
+    assert isinstance(curve_params, dict) and len(curve_params) > 1
     params = batch_parameters(scenario_params("defi_token_market", n_agents=6,
                                               kappa=[0.0, 0.01]), seeds=[3])
-    assert params["curve_params"] == [{"a": 1.0, "k": 0.001}]  # a dict is one value
+    assert params["curve_params"] == [curve_params]  # a dict is one value
     frame = batch_frame(params, number_processes=1)
     assert frame["RunId"].nunique() == 2
-    assert (frame["curve_params"] == {"a": 1.0, "k": 0.001}).all()
+    assert (frame["curve_params"] == curve_params).all()
     assert frame.groupby("kappa")["price_0"].last().nunique() == 2
 
 
