@@ -68,3 +68,68 @@ def assert_same_run(factory: Callable[[], EconomyModel], steps: int = 25) -> pd.
         frames.append(model.datacollector.get_model_vars_dataframe())
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
     return frames[0]
+
+
+# ---------------------------------------------------------------- float32 across code paths
+EPS32 = float(np.finfo(np.float32).eps)
+"""Machine epsilon of float32, 2**-23 ≈ 1.19e-7 (twice the unit roundoff u)."""
+
+
+def float32_tolerance(scale: float, terms: int = 1, ulps: float = 4.0) -> float:
+    """The gap allowed between two float32 computations of one quantity in another order.
+
+    Two code paths computing the same float32 value (another BLAS kernel, which one depends
+    on the CPU; another batch shape; another summation order) differ by rounding alone. A
+    sum of n products differs from the exact one by at most about n·u·Σ|a_k·b_k|, with
+    u = eps32/2 (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §3.1),
+    so two such paths differ by at most n·eps32·Σ|a_k·b_k|.
+
+    Args:
+        scale: the magnitude of the summed terms, Σ|a_k·b_k| (the quantity's own size
+            where there is no cancellation).
+        terms: n, the length of the reductions; through a network, the sum of its layers'
+            input widths (each layer's rounding carries through tanh, whose slope is <= 1).
+        ulps: a factor for the elementwise operations around the sums.
+
+    Returns:
+        ulps · eps32 · terms · scale.
+    """
+    return ulps * EPS32 * max(int(terms), 1) * float(scale)
+
+
+def assert_float32_close(actual: object, desired: object, *, terms: int = 1,
+                         scale: float | None = None, ulps: float = 4.0,
+                         name: str = "value") -> None:
+    """Assert two float32 results agree to the rounding of ``terms``-long sums.
+
+    Elementwise ``|actual − desired| <= float32_tolerance(scale, terms, ulps)`` with
+    ``scale`` defaulting to max|desired|. Accepts numpy arrays, torch tensors (detached)
+    and scalars; shapes must match and every value must be finite.
+
+    Raises:
+        AssertionError: naming the largest difference, where it occurs, both values there,
+            the tolerance and how many elements exceed it.
+    """
+    got, want = (np.asarray(_as_numpy(x), dtype=np.float64) for x in (actual, desired))
+    assert got.shape == want.shape, f"{name}: shape {got.shape} != {want.shape}"
+    assert np.isfinite(got).all() and np.isfinite(want).all(), f"{name}: non-finite values"
+    if scale is None:
+        scale = float(np.abs(want).max()) if want.size else 0.0
+    tol = float32_tolerance(scale, terms, ulps)
+    diff = np.abs(got - want)
+    if diff.size == 0 or diff.max() <= tol:
+        return
+    where = np.unravel_index(int(diff.argmax()), diff.shape)
+    raise AssertionError(
+        f"{name}: largest difference {diff[where]:.3g} at index {tuple(map(int, where))} "
+        f"(actual {float(got[where])!r}, desired {float(want[where])!r}) > tolerance {tol:.3g} "
+        f"= {ulps:g} ulps · eps32 · {terms} terms · scale {scale:.3g}; "
+        f"{int((diff > tol).sum())} of {diff.size} elements exceed it")
+
+
+def _as_numpy(value: object) -> object:
+    detach = getattr(value, "detach", None)  # a torch tensor, without importing torch here
+    return detach().cpu().numpy() if callable(detach) else value
+
+
+__all__ += ["EPS32", "assert_float32_close", "float32_tolerance"]
