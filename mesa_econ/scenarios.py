@@ -46,7 +46,9 @@ _DEFI: dict[str, Any] = {
     "initial_capital": 1000.0,
     "initial_holdings": 10.0,
     "trade_scale": 2.0,
-    "omega": 5.0,
+    # ω = 25: a one-token trade moves the quote by ≈ 0.0012 (mostly the impact κ), so its
+    # own price move costs ≈ 0.03 per step, the news edge of a one-token position
+    "omega": 25.0,
     "stability": "attributed",
     "settlement": "curve",
     "horizon": 128,
