@@ -23,6 +23,7 @@ from mesa_econ.policies.actor_critic import (
     gaussian_log_prob,
     tanh,
 )
+from mesa_econ.testing import assert_float32_close, float32_tolerance
 
 OBS, ACT = 7, 3
 
@@ -98,22 +99,26 @@ def test_ensemble_groups_equal_sequential_actor_critics(n_agents, n_groups):
             assert torch.equal(p, q), name
     obs = torch.randn(n_agents, OBS, generator=gen(6))
     mean, log_std, value = ens(obs)
+    terms = OBS + 32 + 16  # batched vs per-module kernels: rounding of each layer's sums
     for i in range(n_agents):
         m, s, v = modules[int(ens.group_of[i])](obs[i])
-        torch.testing.assert_close(mean[i], m, atol=1e-6, rtol=1e-6)
+        assert_float32_close(mean[i], m, terms=terms, scale=float(mean.detach().abs().max()),
+                             name=f"mean of agent {i}")
         torch.testing.assert_close(log_std[i], s)
-        torch.testing.assert_close(value[i], v, atol=1e-6, rtol=1e-6)
+        assert_float32_close(value[i], v, terms=terms, scale=float(value.detach().abs().max()),
+                             name=f"value of agent {i}")
 
 
 def test_orthogonal_init_gains_and_zero_biases():
     """CleanRL init: orthogonal W with gain √2 (hidden), 0.01 (actor head), 1 (critic head)."""
     ac = ActorCritic(OBS, ACT, hidden=(64, 64), generator=gen(0))
+    # each entry of W Wᵀ is a float32 sum of 64 products (Σ|w_ik w_jk| <= the gain²)
     hidden_w = ac.critic[2].weight  # 64x64, gain √2: W Wᵀ = 2 I
-    torch.testing.assert_close(hidden_w @ hidden_w.T, 2.0 * torch.eye(64), atol=1e-5, rtol=0)
+    assert_float32_close(hidden_w @ hidden_w.T, 2.0 * torch.eye(64), terms=64, name="W Wᵀ")
     head = ac.actor_mean[-1].weight  # 3x64, rows orthonormal × 0.01
-    torch.testing.assert_close(head @ head.T, 1e-4 * torch.eye(ACT), atol=1e-9, rtol=0)
+    assert_float32_close(head @ head.T, 1e-4 * torch.eye(ACT), terms=64, name="head headᵀ")
     value_head = ac.critic[-1].weight
-    assert value_head.norm().item() == pytest.approx(1.0, abs=1e-6)
+    assert value_head.norm().item() == pytest.approx(1.0, abs=float32_tolerance(1.0, 64))
     assert all(
         torch.count_nonzero(m.bias) == 0
         for m in [*ac.critic, *ac.actor_mean]
@@ -155,10 +160,13 @@ def test_view_matches_ensemble_row_for_odd_widths(hidden):
     ens = PolicyEnsemble(12, OBS, ACT, hidden=hidden, n_groups=5, generator=gen(3))
     obs = torch.randn(4, 12, OBS, generator=gen(4))
     mean, _, value = ens(obs)
+    terms = OBS + sum(hidden)
     for i in range(12):
         view_mean, _, view_value = ens.agent_view(i)(obs[:, i])
-        torch.testing.assert_close(view_mean, mean[:, i], atol=1e-6, rtol=0)
-        torch.testing.assert_close(view_value, value[:, i], atol=1e-6, rtol=0)
+        assert_float32_close(view_mean, mean[:, i], terms=terms,
+                             scale=float(mean.detach().abs().max()), name=f"mean of agent {i}")
+        assert_float32_close(view_value, value[:, i], terms=terms,
+                             scale=float(value.detach().abs().max()), name=f"value of agent {i}")
 
 
 def test_view_act_and_module():
@@ -171,7 +179,7 @@ def test_view_act_and_module():
     assert torch.equal(u_det, view(obs)[0])
     module = view.module()
     assert isinstance(module, ActorCritic)
-    torch.testing.assert_close(module(obs)[0], view(obs)[0], atol=1e-6, rtol=1e-6)
+    assert_float32_close(module(obs)[0], view(obs)[0], terms=OBS + 64 + 64, name="mean")
     assert "agent=2" in repr(view)
 
 
@@ -405,12 +413,14 @@ def test_evaluate_agents_matches_evaluate(n_agents, n_groups, act_dim, batch):
     want = grads(log_prob, entropy[0], value)
     log_prob2, entropy2, value2 = ens.evaluate_agents(obs.transpose(0, 1).contiguous(),
                                                       u.transpose(0, 1).contiguous())
-    torch.testing.assert_close(log_prob2.T, log_prob, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(value2.T, value, rtol=1e-5, atol=1e-5)
+    terms = OBS + sum(ens.hidden) + act_dim  # through the network, then over the actions
+    assert_float32_close(log_prob2.T, log_prob, terms=terms, name="log_prob")
+    assert_float32_close(value2.T, value, terms=terms, name="value")
     assert torch.equal(entropy2, entropy[0])
     got = grads(log_prob2.T, entropy2, value2.T)
+    scale = max(float(g.abs().max()) for g in want)  # gradients sum over the batch too
     for name, g_want, g_got in zip(dict(ens.named_parameters()), want, got, strict=True):
-        torch.testing.assert_close(g_got, g_want, rtol=1e-4, atol=1e-5, msg=name)
+        assert_float32_close(g_got, g_want, terms=terms + batch, scale=scale, name=name)
     with pytest.raises(ValueError, match="obs has shape"):
         ens.evaluate_agents(obs, u)
     with pytest.raises(ValueError, match="u has shape"):
