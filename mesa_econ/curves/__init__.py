@@ -19,6 +19,8 @@ Decisions a user should know:
       |Δ| > S/2. ``supply_for_deposit`` takes the closed-form inverse, then one Newton step
       on ``cost`` kept only where it shrinks the residual, so a tiny deposit on a large
       supply is accurate to rounding. Δ always has the sign of the amount.
+    * ``supply_limit``: the largest supply a market lets the curve reach (within
+      ``max_supply``, S <= 1e150 and R(S) <= 1e150), where buys and mints stop.
     * ``PowerCurve.derivative`` at S = 0 with 0 < n < 1 is infinite: it raises.
     * ``SupplyQuote`` is the market step's fast path: the public methods' checks and
       numbers, with the supply checked once for all the trades priced from it.

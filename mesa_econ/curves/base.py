@@ -20,6 +20,9 @@ FloatArray = npt.NDArray[np.float64]
 _SMALL = 16
 """Up to this many assets, checks loop over Python floats (cheaper than numpy calls)."""
 
+MARKET_LIMIT = 1e150
+"""Largest supply and reserve a market lets a curve reach (see ``supply_limit``)."""
+
 
 def _as_float(value: Any) -> FloatArray | None:
     """``value`` as a float array if it is real and finite, else None."""
@@ -72,6 +75,34 @@ class BondingCurve(ABC):
     def max_supply(self) -> FloatArray:
         """Largest supply evaluated without float64 overflow (inf where unbounded)."""
         return np.full(self._shape, np.inf)
+
+    @property
+    def supply_limit(self) -> FloatArray:
+        """Largest supply a market lets this curve reach: S <= ``max_supply``, S <= 1e150
+        and R(S) <= 1e150 (``MARKET_LIMIT``).
+
+        Within it f, f', R and every trade's cost are finite, and so are products of two
+        such quantities (H·P, S², H·R/S), which the rewards and reporters form. Mints and
+        buys stop there (docs/model.md, Feasibility).
+        """
+        limit = self.__dict__.get("_limit_cache")
+        if limit is None:
+            zeros = np.zeros(self._shape)
+            with np.errstate(all="ignore"):  # R⁻¹(MARKET_LIMIT) by the closed form
+                s = self._delta_for(zeros, np.full(self._shape, MARKET_LIMIT), zeros)
+            s = np.where(np.isfinite(s) & (s > 0), s, MARKET_LIMIT)
+            limit = np.minimum(np.minimum(s, MARKET_LIMIT), self._supply_bound)
+            limit.setflags(write=False)
+            self.__dict__["_limit_cache"] = limit
+        return limit
+
+    @property
+    def supply_limit_list(self) -> list[float]:
+        """``supply_limit`` as a list of Python floats (per asset; for cheap checks)."""
+        values = self.__dict__.get("_limit_list")
+        if values is None:
+            values = self.__dict__["_limit_list"] = np.atleast_1d(self.supply_limit).tolist()
+        return values
 
     @np.errstate(all="ignore")
     def price(self, supply: npt.ArrayLike) -> FloatArray:
