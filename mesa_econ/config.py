@@ -121,6 +121,10 @@ class MarketConfig:
     """Generator parameters: k and p (watts_strogatz), p (erdos_renyi), m (barabasi_albert)."""
     nu: float = 0.0
     """ν, peer-influence weight (§5.3), >= 0."""
+    peer_cap: float | None = None
+    """Cap on the forced part of an executed order, in units of trade_scale: ν Σ_k w_ik a_kj
+    is clipped to ±peer_cap·trade_scale (> 0). None (default): uncapped, the paper's §5.3,
+    where one agent's huge order forces its neighbours to trade as much (docs/model.md)."""
     kappa: PerAsset = 0.0
     """κ_j, price impact per unit of net order flow (§3.2), >= 0."""
     lam: PerAsset = 0.0
@@ -196,6 +200,8 @@ class MarketConfig:
         else:
             check_choice("graph", self.graph, GRAPH_KINDS)
         check_real("nu", self.nu, 0.0)
+        if self.peer_cap is not None:
+            check_number("peer_cap", self.peer_cap, 0.0, low_open=True)
         m = self.n_assets
         for name, low in (("kappa", 0.0), ("lam", 0.0), ("sigma0", 0.0), ("sigma1", 0.0),
                           ("sigma_eta", 0.0), ("factor_std", 0.0)):

@@ -33,6 +33,13 @@ import numpy as np
 
 from mesa_econ import pricing
 from mesa_econ.curves import SupplyQuote
+from mesa_econ.settlement import (
+    _settle_curve,
+    cap_buys_to_room,
+    scale_buys_to_budget,
+    settle_curve,
+    settle_spot,
+)
 
 try:  # scipy's sparse kernels (private, stable since scipy 1.8): see _neighbour_sum
     from scipy.sparse import _sparsetools
@@ -50,6 +57,7 @@ __all__ = [
     "MarketState",
     "StepInfo",
     "StepNoise",
+    "cap_buys_to_room",
     "clip_short_sales",
     "market_step",
     "mint_burn",
@@ -59,11 +67,6 @@ __all__ = [
     "settle_curve",
     "settle_spot",
 ]
-
-# Buys are scaled to spend at most (1 - _BUDGET_MARGIN) of capital, so that rounding in
-# the payment sum can never take capital below zero.
-_BUDGET_MARGIN = 1e-12
-
 
 @dataclass(frozen=True)
 class MarketState:
@@ -106,6 +109,9 @@ class MarketParams:
     """(c_j, C_j): congestion fee per unit above capacity, and the capacity."""
     attribute_price: bool = False
     """Compute :attr:`StepInfo.price_without` (the attributed stability reward needs it)."""
+    peer_cap: float | None = None
+    """Largest |ν Σ_k w_ik a_kj|, the forced part of an executed order, in volume
+    (``MarketConfig.peer_cap`` · trade_scale); None: uncapped (§5.3 as written)."""
 
     @classmethod
     def from_config(cls, cfg: MarketConfig) -> MarketParams:
@@ -118,7 +124,9 @@ class MarketParams:
                    price_floor=float(cfg.price_floor), fee=float(cfg.fee),
                    yield_rate=pa("yield_rate") if np.any(pa("yield_rate")) else None,
                    congestion=((pa("congestion_fee"), pa("capacity"))
-                               if np.any(pa("congestion_fee")) else None))
+                               if np.any(pa("congestion_fee")) else None),
+                   peer_cap=(None if cfg.peer_cap is None
+                             else float(cfg.peer_cap) * float(cfg.trade_scale)))
 
 
 @dataclass(frozen=True)
@@ -164,23 +172,32 @@ class StepInfo:
 
 
 def peer_influence(orders: np.ndarray, nu: float,
-                   adjacency: spmatrix | sparray | None = None) -> np.ndarray:
+                   adjacency: spmatrix | sparray | None = None,
+                   cap: float | None = None) -> np.ndarray:
     """Orders after peer effects. Implements §5.3 (multi-agent influence).
 
     Notes:
         ã_ij = a_ij + ν Σ_{k∈N(i)} w_ik a_kj. With ``adjacency=None`` the graph is complete
         and the sum is the paper's Σ_{k≠i} a_kj = Σ_k a_kj − a_ij, computed in O(N·M).
+        With ``cap`` the forced part is clipped: ã_ij = a_ij + clip(ν Σ_k w_ik a_kj, ±cap)
+        (uncapped, one agent's huge order forces its neighbours to trade as much; see
+        docs/model.md, Peer influence).
 
     Args:
         orders: requested orders a_ij, shape (N, M).
         nu: ν >= 0.
         adjacency: sparse (N, N) weights w_ik with zero diagonal, or None (complete graph).
+        cap: largest |forced part| in volume, or None (uncapped).
     """
     if nu == 0.0:
         return orders
     if adjacency is None:
-        return orders + nu * (orders.sum(axis=0) - orders)  # §5.3, complete graph
-    return orders + nu * _neighbour_sum(adjacency, orders)  # §5.3
+        forced = nu * (orders.sum(axis=0) - orders)  # §5.3, complete graph
+    else:
+        forced = nu * _neighbour_sum(adjacency, orders)  # §5.3
+    if cap is not None:
+        forced = np.clip(forced, -cap, cap)
+    return orders + forced
 
 
 def _neighbour_sum(adjacency: spmatrix | sparray, orders: np.ndarray) -> np.ndarray:
@@ -213,149 +230,30 @@ def clip_short_sales(orders: np.ndarray, holdings: np.ndarray) -> np.ndarray:
     return np.maximum(orders, -holdings)
 
 
-def scale_buys_to_budget(orders: np.ndarray, capital: np.ndarray,
-                         unit_price: np.ndarray) -> np.ndarray:
-    """Scale each agent's buys down so that Σ_j max(ã_ij, 0)·p_j <= B_i.
-
-    Sells are untouched and their proceeds are not counted toward the budget (an agent
-    cannot fund a purchase with a sale settling in the same batch).
-
-    Args:
-        orders: ã_ij, shape (N, M). unit_price: price per token p_j, shape (M,).
-        capital: B_i >= 0, shape (N,).
-    """
-    buys = np.maximum(orders, 0.0)
-    spend = buys @ unit_price
-    budget = capital * (1.0 - _BUDGET_MARGIN)
-    over = spend > budget
-    if not over.any():
-        return orders
-    scale = np.ones_like(spend)
-    scale[over] = budget[over] / spend[over]
-    return np.where(orders > 0.0, orders * scale[:, None], orders)
-
-
-def _fill_sells_to(orders: np.ndarray, target_flow: np.ndarray, short: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray]:
-    """Scale sells of the ``short`` assets so their net flow becomes ``target_flow``."""
-    buys = np.maximum(orders, 0.0).sum(axis=0)
-    sells = np.minimum(orders, 0.0).sum(axis=0)
-    fill = np.ones(orders.shape[1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wanted = np.clip((target_flow - buys) / sells, 0.0, 1.0)
-    fill[short] = wanted[short] * (1.0 - _BUDGET_MARGIN)
-    return np.where(orders < 0.0, orders * fill, orders), fill
-
-
-def settle_curve(orders: np.ndarray, capital: np.ndarray, supply: np.ndarray,
-                 reserve: np.ndarray, curve: BondingCurve) -> tuple[np.ndarray, ...]:
-    """Clear every asset's net flow against its bonding curve. Implements §5.2 (curve).
-
-    Notes:
-        Δ_j = Σ_i ã_ij clears at p̄_j = (R_j(S_j + Δ_j) − R_j(S_j)) / Δ_j (p̄ = f(S) when
-        Δ = 0); agent i pays Σ_j ã_ij p̄_j and the reserve moves by R(S+Δ) − R(S), so
-        Σ_i payment_i = Σ_j reserve change exactly.
-
-        Budgets: buys are scaled so that they cost at most the capital at unit prices u_j,
-        starting from the p̄ of the requested flow. Scaling buys down lowers p̄ (f is
-        nondecreasing), so usually the final p̄ <= u and one pass suffices. An asset whose
-        net sale the reserve cannot pay is filled partially: its net flow is pinned at
-        the Δ* with R(S) − R(S + Δ*) = reserve, which can raise its price above u; then
-        u_j is raised to that price and the pass repeats. u only rises, so buys only
-        shrink and the passes end with p̄ <= u: nobody pays more than its capital.
-
-    Returns:
-        (executed, payments, reserve_change, clearing_price, sell_fill)
-    """
-    return _settle_curve(orders, capital, reserve, SupplyQuote(curve, supply))[:5]
-
-
-def _settle_curve(orders: np.ndarray, capital: np.ndarray, reserve: np.ndarray,
-                  quote: SupplyQuote) -> tuple[np.ndarray, ...]:
-    """:func:`settle_curve` pricing through ``quote`` (the curve at S); also returns Δ.
-
-    The same operations on the same arrays as the public curve methods, so the same
-    numbers (see :class:`~mesa_econ.curves.SupplyQuote`), minus repeated work: a flow is
-    summed and costed once per executed array (when no budget binds, the requested flow
-    is the executed one, and its price is the provisional p̄ itself).
-
-    Returns:
-        (executed, payments, reserve_change, clearing_price, sell_fill, net_flow)
-    """
-    flow = orders.sum(axis=0)
-    cost = quote.cost(flow)
-    unit = quote.average_price(flow, cost)  # provisional p̄
-    priced, price = orders, unit  # flow, cost and price are those of `priced`
-    for _ in range(4 * orders.shape[1] + 4):
-        executed = scale_buys_to_budget(orders, capital, unit)
-        fill = np.ones(orders.shape[1])
-        if executed is not priced:  # budgets cut buys, or the last pass filled sells
-            flow = executed.sum(axis=0)
-            cost = quote.cost(flow)
-            price = None
-        if _any_negative_sum(reserve, cost):  # the reserve cannot pay these sales in full:
-            short = reserve + cost < 0.0  # fill them partially
-            target = quote.curve.supply_for_deposit(quote.supply,
-                                                    -np.where(short, reserve, 0.0))
-            executed, fill = _fill_sells_to(executed, target, short)
-            flow = executed.sum(axis=0)
-            cost = quote.cost(flow)
-            price = None
-        if price is None:
-            price = quote.average_price(flow, cost)
-        priced = executed
-        # `price is unit`: the requested flow executed unchanged, at its own finite p̄
-        if price is unit or np.all(price <= unit):
-            return executed, executed @ price, cost, price, fill, flow  # p̄_j
-        unit = np.maximum(unit, price * (1.0 + 1e-9))  # headroom for rounding
-    raise FloatingPointError("curve settlement did not find budget-feasible trades; "
-                             f"unit prices {unit}, clearing prices {price}")
-
-
-def _any_negative_sum(a: np.ndarray, b: np.ndarray) -> bool:
-    """``(a + b < 0).any()``; for a few assets over Python floats (the same sums, cheaper)."""
-    if a.ndim == 1 and a.shape == b.shape and a.size <= 16:
-        return any(x + y < 0.0 for x, y in zip(a.tolist(), b.tolist(), strict=True))
-    return bool((a + b < 0.0).any())
-
-
-def settle_spot(orders: np.ndarray, capital: np.ndarray, reserve: np.ndarray,
-                price: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Settle every order at the pre-trade quoted price. Implements §5.2 literally.
-
-    Notes:
-        B_i(t+1) = B_i(t) − Σ_j ã_ij P_j(t) + I_i(t). The reserve moves by Δ_j P_j(t).
-        A trader can profit from its own price impact here (buy, the price rises, sell);
-        ``settle_curve`` is the default for that reason.
-
-    Returns:
-        (executed, payments, reserve_change, clearing_price, sell_fill)
-    """
-    orders = scale_buys_to_budget(orders, capital, price)
-    flow = orders.sum(axis=0)
-    fill = np.ones(orders.shape[1])
-    short = reserve + flow * price < 0.0
-    if short.any():
-        orders, fill = _fill_sells_to(orders, -reserve / price, short)
-        flow = orders.sum(axis=0)
-    return orders, orders @ price, flow * price, price.copy(), fill
-
-
-def mint_burn(holdings: np.ndarray, supply: np.ndarray, psi: np.ndarray) -> np.ndarray:
+def mint_burn(holdings: np.ndarray, supply: np.ndarray, psi: np.ndarray,
+              limit: np.ndarray | None = None) -> np.ndarray:
     """Mint (ψ > 0) or burn (ψ < 0) tokens pro rata to holders. Implements §5.1's ψ_j.
 
     Notes:
         H_ij ← H_ij (S_j + ψ_j) / S_j, so S_j ← S_j + ψ_j and every holder keeps its share.
-        A burn is capped at the supply; tokens minted into an asset nobody holds are split
-        equally. ψ does not touch the reserve (reserve coverage R / R(S) shows the
-        dilution).
+        A burn is capped at the supply, a mint at ``limit`` (the curve's supply limit);
+        tokens minted into an asset nobody holds are split equally. Where (S + ψ)/S
+        overflows (S denormal), H_ij ← (H_ij / S_j)(S_j + ψ_j). ψ does not touch the
+        reserve (reserve coverage R / R(S) shows the dilution).
     """
     if not psi.any():
         return holdings
     psi = np.maximum(psi, -supply)
+    if limit is not None:
+        psi = np.minimum(psi, np.maximum(limit - supply, 0.0))
     empty = supply <= 0.0
-    factor = np.where(empty, 1.0, (supply + psi) / np.where(empty, 1.0, supply))
-    out = holdings * factor
+    denominator = np.where(empty, 1.0, supply)
+    with np.errstate(over="ignore", invalid="ignore"):
+        factor = np.where(empty, 1.0, (supply + psi) / denominator)
+        out = holdings * factor
+    if not np.isfinite(factor).all():  # S so small that (S + ψ)/S overflows
+        huge = ~np.isfinite(factor)
+        out = np.where(huge, holdings / denominator * (supply + psi), out)
     if np.any(empty & (psi > 0)):
         out = out + np.where(empty & (psi > 0), psi / holdings.shape[0], 0.0)
     return out
@@ -381,7 +279,7 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
     Returns:
         (new state, step info).
     """
-    executed = peer_influence(orders, params.nu, adjacency)  # §5.3
+    executed = peer_influence(orders, params.nu, adjacency, params.peer_cap)  # §5.3
     executed = clip_short_sales(executed, state.holdings)
     # a fee φ on top of a buy's cost: buys are budgeted against B / (1 + φ)
     budget = state.capital if params.fee == 0.0 else state.capital / (1.0 + params.fee)
@@ -391,7 +289,7 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
             executed, budget, state.reserve, quote)
     else:
         executed, payments, reserve_change, clearing, fill = settle_spot(
-            executed, budget, state.reserve, state.price)
+            executed, budget, state.reserve, state.price, curve.supply_limit - state.supply)
         net_flow = executed.sum(axis=0)
     capital = state.capital - payments + params.income  # §5.2
     fees = None
@@ -400,7 +298,8 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
         capital = capital - fees  # >= 0: buys were budgeted against B / (1 + φ)
     holdings = state.holdings + executed  # §5.3
     if params.psi.any():  # §5.1's ψ
-        holdings = mint_burn(holdings, state.supply + net_flow, params.psi)
+        holdings = mint_burn(holdings, state.supply + net_flow, params.psi,
+                             curve.supply_limit)
     supply = holdings.sum(axis=0)  # §5.1: S_j = Σ_i H_ij
     yield_paid = None
     if params.yield_rate is not None:  # y_j Z_j per token held after the trade

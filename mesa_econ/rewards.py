@@ -123,13 +123,19 @@ def liquidation_mark(reserve: npt.ArrayLike, supply: npt.ArrayLike) -> FloatArra
 
     Notes:
         Σ_i H_ij · reserve_j / S_j = reserve_j: the marks of all holders sum to the reserve,
-        what uniform clearing pays out if every holder sells at once.
+        what uniform clearing pays out if every holder sells at once. Where S_j is so
+        small that reserve_j / S_j overflows (a denormal supply beside a reserve left over
+        from spot settlement), the mark saturates at the largest float, so holdings stay
+        finitely marked (their sum then falls short of the reserve).
     """
     r = np.asarray(reserve, dtype=float)
     s = np.asarray(supply, dtype=float)
     out = np.zeros(np.broadcast_shapes(r.shape, s.shape))
     np.divide(r, s, out=out, where=s > 0)  # §4.1 liquidation share
-    return out
+    small = out.ndim == 1 and out.size <= 16  # a few assets: Python floats, cheaper
+    if (small and all(map(math.isfinite, out.tolist()))) or np.isfinite(out).all():
+        return out
+    return np.minimum(out, np.finfo(float).max, out=out)  # (the overflow warned once)
 
 
 def _price_moves(p0: FloatArray, p1: FloatArray) -> float:

@@ -17,7 +17,6 @@ from mesa_econ.dynamics import (
     MarketParams,
     MarketState,
     StepNoise,
-    _fill_sells_to,
     _neighbour_sum,
     clip_short_sales,
     market_step,
@@ -27,6 +26,7 @@ from mesa_econ.dynamics import (
     settle_curve,
     settle_spot,
 )
+from mesa_econ.settlement import _settle_curve, cap_buys_to_room
 
 
 def _params(**kw) -> MarketParams:
@@ -79,6 +79,57 @@ def test_buys_scaled_to_budget():
     out = scale_buys_to_budget(np.array([[5.0, -2.0]]), np.array([10.0]), np.array([4.0, 1.0]))
     np.testing.assert_allclose(out, [[2.5, -2.0]], rtol=1e-11)
     assert out[0, 0] * 4.0 <= 10.0
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in matmul")
+def test_buys_of_any_size_are_scaled_without_overflow():
+    """Orders of 1e300 cost beyond float64; the budget still buys their direction:
+    (1, 0.3) · B / (p·(1, 0.3))."""
+    out = scale_buys_to_budget(np.array([[1e300, 3e299]]), np.array([1.0]),
+                               np.array([10.0, 1e9]))
+    np.testing.assert_allclose(out, [[1.0 / (10.0 + 0.3e9), 0.3 / (10.0 + 0.3e9)]],
+                               rtol=1e-11)
+
+
+def test_buys_are_cut_alike_to_the_room():
+    """Room 6 for asset 0: buys 4 + 8 become 2 + 4; sells and asset 1 untouched."""
+    out = cap_buys_to_room(np.array([[4.0, 1.0], [8.0, -3.0], [-2.0, 1.0]]),
+                           np.array([6.0, 100.0]))
+    np.testing.assert_allclose(out, [[2.0, 1.0], [4.0, -3.0], [-2.0, 1.0]])
+
+
+@pytest.mark.parametrize("kind", ["linear", "logarithmic", "exponential", "sigmoid", "power"])
+@pytest.mark.parametrize("order", [1e4, 1e12, 1e300])
+def test_a_lone_budget_bound_buyer_gets_the_curve_inverse(kind, order):
+    """One buyer, no sellers: the fill is supply_for_deposit(S, B), whatever the order size
+    beyond it (R(S + Δ) − R(S) = B: the whole budget, at the clearing price)."""
+    curve = make_curve(kind, n_assets=1)
+    supply, capital = np.array([20.0]), np.array([5.0])
+    executed, pay, *_ = settle_curve(np.array([[order]]), capital, supply,
+                                     curve.reserve(supply), curve)
+    want = curve.supply_for_deposit(supply, capital * (1 - 1e-12))
+    np.testing.assert_allclose(executed[0], want, rtol=1e-11)
+    assert pay[0] <= capital[0]
+
+
+@settings(max_examples=80, deadline=None)
+@given(kind=st.sampled_from(["linear", "logarithmic", "exponential", "sigmoid", "power"]),
+       n=st.integers(1, 8), m=st.integers(1, 3), dilution=st.sampled_from([0.3, 1.0]),
+       scale=st.sampled_from([1.0, 100.0, 1e6]), wealth=st.floats(0.01, 100),
+       seed=st.integers(0, 2**32 - 1))
+def test_budget_bound_buyers_spend_their_budget_at_the_clearing_price(
+        kind, n, m, dilution, scale, wealth, seed):
+    """The budget-feasible fill: every buyer cut below its order pays exactly its budget
+    (no more: feasibility; no less: nothing is left on the table), buyers and sellers
+    mixed, reserves diluted, one to three assets."""
+    curve, _, supply, reserve, capital, orders = _dump_and_overbid(
+        kind, n, m, dilution, scale, wealth, seed)
+    executed, pay, *_ = settle_curve(orders, capital, supply, reserve, curve)
+    assert np.all(pay <= capital)
+    buys, spent = np.maximum(orders, 0.0), np.maximum(executed, 0.0)
+    cut = (spent < buys * (1 - 1e-9)).any(axis=1)
+    price = settle_curve(orders, capital, supply, reserve, curve)[3]
+    np.testing.assert_allclose((spent @ price)[cut], capital[cut], rtol=1e-9)
 
 
 def test_curve_settlement_hand_example():
@@ -207,6 +258,18 @@ def test_burn_is_capped_at_supply():
 def test_mint_into_empty_asset_is_split_equally():
     out = mint_burn(np.zeros((4, 1)), np.array([0.0]), np.array([2.0]))
     np.testing.assert_allclose(out, np.full((4, 1), 0.5))
+
+
+def test_mint_into_a_denormal_supply_keeps_every_share():
+    """S = 3e-310: (S + ψ)/S overflows; each holder still gets its share of S + ψ."""
+    out = mint_burn(np.array([[1e-310], [2e-310]]), np.array([3e-310]), np.array([9.0]))
+    np.testing.assert_allclose(out, [[3.0], [6.0]], rtol=1e-6)  # denormal shares: few bits
+
+
+def test_mint_stops_at_the_supply_limit():
+    out = mint_burn(np.array([[1.0], [3.0]]), np.array([4.0]), np.array([100.0]),
+                    limit=np.array([8.0]))
+    np.testing.assert_allclose(out, [[2.0], [6.0]])
 
 
 def test_market_step_hand_example_spot():
@@ -345,26 +408,27 @@ def test_round_trip_profits_under_spot_settlement():
 
 
 # ----------------------------------------------------------------- the fast path is exact
+class _PublicQuote:
+    """:class:`~mesa_econ.curves.SupplyQuote`'s interface through the public, checked curve
+    methods (no trusted fast path)."""
+
+    def __init__(self, curve, supply):
+        self.curve, self.supply = curve, supply
+
+    @property
+    def spot(self):
+        return self.curve.price(self.supply)
+
+    def cost(self, delta):
+        return self.curve.cost(self.supply, delta)
+
+    def average_price(self, delta, cost):
+        return self.curve.average_price(self.supply, delta)
+
+
 def _reference_settle_curve(orders, capital, supply, reserve, curve):
-    """settle_curve as first written: every curve call through the public, checked method."""
-    unit = curve.average_price(supply, orders.sum(axis=0))
-    for _ in range(4 * orders.shape[1] + 4):
-        executed = scale_buys_to_budget(orders, capital, unit)
-        fill = np.ones(orders.shape[1])
-        flow = executed.sum(axis=0)
-        cost = curve.cost(supply, flow)
-        short = reserve + cost < 0.0
-        if short.any():
-            target = curve.supply_for_deposit(supply, -np.where(short, reserve, 0.0))
-            executed, fill = _fill_sells_to(executed, target, short)
-            flow = executed.sum(axis=0)
-            cost = curve.cost(supply, flow)
-        moved = flow != 0.0
-        price = np.where(moved, cost / np.where(moved, flow, 1.0), curve.price(supply))
-        if np.all(price <= unit):
-            return executed, executed @ price, cost, price, fill
-        unit = np.maximum(unit, price * (1.0 + 1e-9))
-    raise FloatingPointError("no budget-feasible trades")
+    """settle_curve with every curve call through the public, checked method."""
+    return _settle_curve(orders, capital, reserve, _PublicQuote(curve, supply))[:5]
 
 
 def _reference_market_step(state, orders, params, curve, noise, adjacency=None):
@@ -381,10 +445,12 @@ def _reference_market_step(state, orders, params, curve, noise, adjacency=None):
             executed, state.capital, state.supply, state.reserve, curve)
     else:
         executed, payments, reserve_change, clearing, fill = settle_spot(
-            executed, state.capital, state.reserve, state.price)
+            executed, state.capital, state.reserve, state.price,
+            curve.supply_limit - state.supply)
     capital = state.capital - payments + params.income
     net_flow = executed.sum(axis=0)
-    holdings = mint_burn(state.holdings + executed, state.supply + net_flow, params.psi)
+    holdings = mint_burn(state.holdings + executed, state.supply + net_flow, params.psi,
+                         curve.supply_limit)
     supply = holdings.sum(axis=0)
     reserve = np.maximum(state.reserve + reserve_change, 0.0)
     demand = np.maximum(executed, 0.0).sum(axis=0)

@@ -271,27 +271,33 @@ def test_invalid_parameters_name_the_field(kwargs, field):
         EconomyModel(n_agents=kwargs.pop("n_agents", 10), **kwargs)
 
 
-def test_price_explosion_is_an_error_not_nan():
-    """An exponential curve pushed past float range raises, never stores inf."""
+def test_buys_stop_at_the_supply_limit_instead_of_overflowing():
+    """An exponential curve that random whales would push past float64 (f = e^{5S}): buys
+    stop at the curve's supply limit (R(S) <= 1e150), so every step runs and stays finite.
+    Here S0 = 120 is already past the limit (f ≈ 1e260): no buy executes, sells do."""
     model = EconomyModel(n_agents=4, n_assets=1, curve_params={"a": 1.0, "k": 5.0},
                          initial_holdings=30.0, initial_capital=1e300, trade_scale=50.0,
                          policy="random", rng=0)
-    with pytest.raises((ValueError, FloatingPointError)):
-        for _ in range(200):
-            model.step()
-    assert np.all(np.isfinite(model.prices))
-
-
-def test_exponential_overflow_in_a_step_names_the_curve_limit():
-    """The step's fast settlement path raises the curve's own domain error: the trade that
-    would leave the exponential curve's float64 range, and the limit it breaks."""
-    model = EconomyModel(n_agents=4, n_assets=1, curve_params={"a": 1.0, "k": 5.0},
-                         initial_holdings=30.0, initial_capital=1e300, collect_every=0, rng=0)
-    model.submit_orders(np.full((4, 1), 50.0))
-    with pytest.raises(ValueError, match=r"exponential curve: supply \+ delta=320.0 is invalid"
-                                         r".*\(exponential overflow limit k\*S \+ ln\(a\)"):
+    limit = float(model.curve.supply_limit[0])
+    assert limit < 120.0
+    for _ in range(200):
+        supply = float(model.supply[0])
         model.step()
-    assert model.t == 0 and np.all(np.isfinite(model.prices))
+        assert float(model.supply[0]) <= max(supply, limit) * (1 + 1e-12)
+        assert_invariants(model)
+    assert model.supply[0] < 120.0  # the sells went through
+
+
+def test_a_buy_past_the_exponential_limit_is_cut_to_the_limit():
+    """Four buys of 50 from S = 4 on f = e^{5S} would reach S = 204 (e^{1020}, beyond
+    float64): each is cut alike, to a quarter of the room up to the supply limit."""
+    model = EconomyModel(n_agents=4, n_assets=1, curve_params={"a": 1.0, "k": 5.0},
+                         initial_holdings=1.0, initial_capital=1e300, collect_every=0, rng=0)
+    limit = float(model.curve.supply_limit[0])
+    model.submit_orders(np.full((4, 1), 50.0))
+    model.step()
+    np.testing.assert_allclose(model.last_info.executed, (limit - 4.0) / 4, rtol=1e-9)
+    assert model.supply[0] <= limit and np.all(np.isfinite(model.prices))
 
 
 @pytest.mark.parametrize("m", [2, 20])
