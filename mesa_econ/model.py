@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import operator
 from dataclasses import fields
 from typing import Any
 
@@ -138,7 +139,8 @@ class EconomyModel(mesa.Model):
 
     def __init__(self, n_agents: int = 50, n_assets: int = 3, curve: str = "exponential",
                  curve_params: dict | None = None, graph: Any = "complete",
-                 graph_params: dict | None = None, nu: float = 0.0, kappa: Any = 0.0,
+                 graph_params: dict | None = None, nu: float = 0.0,
+                 peer_cap: float | None = None, kappa: Any = 0.0,
                  lam: Any = 0.0, theta: Any = 1.0, sigma0: Any = 0.0, sigma1: Any = 0.0,
                  zeta: Any = 0.0, sigma_eta: Any = 0.01, dt: float = 1.0,
                  factor_mean: Any = 0.0, factor_std: Any = 0.1, income: float = 0.0,
@@ -477,7 +479,50 @@ class EconomyModel(mesa.Model):
         return z
 
     def step(self) -> None:
-        """One period: batched policy call, market step with Z(t), rewards, data, Z(t+1)."""
+        """One period: batched policy call, market step with Z(t), rewards, data, Z(t+1).
+
+        A step that raises leaves the model as it was before it: state arrays, ``t``, the
+        three generators, the price window, the shock, the money paid in and out, the last
+        orders/info/rewards and the DataCollector's rows (Mesa's own ``steps``/``time``
+        counter, advanced by Mesa before the step runs, is Mesa's).
+        """
+        saved = self._save()
+        try:
+            self._advance()
+        except BaseException:
+            self._restore(saved)
+            raise
+
+    def _save(self) -> tuple:
+        """What a step changes, cheaply: immutable values by reference, the rest copied.
+
+        The policy generators are saved only when the step asks the model's policy for
+        orders (a trainer's submitted orders draw from neither; scripted policies never
+        draw from the torch generator), the shock only when there is one.
+        """
+        acting = self._pending_orders is None
+        shock = self._shock.copy() if self.config.market.shock_step is not None else None
+        return (_get_step_attrs(self), shock, self._window.copy(),
+                self.rng.bit_generator.state,
+                self.policy_rng.bit_generator.state if acting else None,
+                self.torch_generator.get_state()
+                if acting and self.ensemble is not None else None)
+
+    def _restore(self, saved: tuple) -> None:
+        attrs, shock, window, rng_state, policy_state, torch_state = saved
+        for name, value in zip(_STEP_ATTRS, attrs, strict=True):
+            setattr(self, name, value)
+        self._window = window
+        if shock is not None:  # (without a shock step, the shock stays 0)
+            self._shock = shock
+        self.rng.bit_generator.state = rng_state
+        if policy_state is not None:
+            self.policy_rng.bit_generator.state = policy_state
+        if torch_state is not None:
+            self.torch_generator.set_state(torch_state)
+
+    def _advance(self) -> None:
+        """The body of :meth:`step` (which undoes it if it raises)."""
         if self._pending_orders is not None:
             orders, self._pending_orders = self._pending_orders, None
         else:
@@ -515,7 +560,31 @@ class EconomyModel(mesa.Model):
         self.factors = self._draw_factors()  # §2.1 Z(t+1), seen by the next observation
         every = self.config.collect_every
         if every and self.t % every == 0:
-            self.datacollector.collect(self)
+            _collect_or_undo(self.datacollector, self)
+
+
+_STEP_ATTRS = ("_state", "_curve_price", "last_info", "last_breakdown", "last_rewards",
+               "last_orders", "_pending_orders", "_wealth_cache", "t", "income_paid",
+               "yield_paid", "fees_paid", "factors", "_window_len")
+"""The model's attributes a step rebinds (never mutates in place): restored on failure."""
+_get_step_attrs = operator.attrgetter(*_STEP_ATTRS)
+
+
+def _collect_or_undo(collector: mesa.DataCollector, model: EconomyModel) -> None:
+    """``collector.collect(model)``; if a reporter raises, drop the rows it had added."""
+    lengths = {name: len(rows) for name, rows in collector.model_vars.items()}
+    records = [getattr(collector, name, None)
+               for name in ("_agent_records", "_agenttype_records")]
+    counts = [len(r) if isinstance(r, dict) else 0 for r in records]
+    try:
+        collector.collect(model)
+    except BaseException:
+        for name, length in lengths.items():
+            del collector.model_vars[name][length:]
+        for record, count in zip(records, counts, strict=True):
+            while isinstance(record, dict) and len(record) > count:
+                record.popitem()  # the rows this collect inserted (dicts keep order)
+        raise
 
 
 _STATE_FIELDS = ("capital", "holdings", "supply", "reserve", "deviation", "price")

@@ -15,6 +15,12 @@ Decisions a user should know:
   ``report_volatility`` (log returns) needs the order: it reads
   ``price_window_ordered()``.
 - ``report_price_entropy`` uses 20 bins, the default of ``price_entropy``.
+- Reporters never raise and return finite numbers on any state a step can produce
+  (issue 10): a supply whose square underflows (S <= 1e-150) or overflows takes HHI's
+  scaled form Σ_i (H_ij / S_j)²; returns whose ratio overflows are differences of logs;
+  a sum or variance that overflows is recomputed on scaled values and, if the true value
+  itself exceeds float64, saturates at the largest float. Ordinary states keep the fast
+  path's numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -60,20 +66,49 @@ __all__ = [
 # Hot path: no validation, Python floats out, few numpy calls. M (assets) is small, so
 # (M,) vectors are reduced in Python after .tolist(), which beats numpy's call overhead.
 
+_MAX = float(np.finfo(float).max)
+_SQUARE_SAFE = (1e-150, 1e150)
+"""Supplies whose square is a normal float64 (HHI's fast form q / S² is exact there)."""
+
+
+def _mean(values: np.ndarray) -> float:
+    """Σx / n, or Σ(x / n) where Σx overflows (then finite unless the mean itself is not)."""
+    total = float(values.sum())
+    if math.isfinite(total):
+        return total / values.shape[0]
+    return _saturate(float((values / values.shape[0]).sum()))
+
+
+def _saturate(value: float) -> float:
+    """``value`` clipped to ±the largest float64 (a true value beyond float64)."""
+    return min(max(value, -_MAX), _MAX)
+
 
 def report_mean_price(model: Any) -> float:
     """Mean quoted price over assets."""
     prices = model.prices.tolist()
-    return math.fsum(prices) / len(prices)
+    try:
+        return math.fsum(prices) / len(prices)
+    except OverflowError:  # fsum's intermediate overflow
+        return _mean(model.prices)
 
 
 def report_hhi(model: Any) -> float:
     """Mean over assets of HHI_j (§8.1), with S_j = ``model.supply``."""
     squares = np.einsum("ij,ij->j", model.holdings, model.holdings).tolist()
     supply = model.supply.tolist()
-    total = math.fsum(q / (s * s) if s > 0 else 0.0
-                      for q, s in zip(squares, supply, strict=True))
+    low, high = _SQUARE_SAFE
+    total = math.fsum(q / (s * s) if low < s < high else _hhi_scaled(model, j, s)
+                      for j, (q, s) in enumerate(zip(squares, supply, strict=True)))
     return total / len(supply)  # §8.1, averaged over assets
+
+
+def _hhi_scaled(model: Any, asset: int, supply: float) -> float:
+    """HHI_j = Σ_i (H_ij / S_j)² without forming S² (0.0 when S_j = 0)."""
+    if not supply > 0:
+        return 0.0
+    shares = model.holdings[:, asset] / supply
+    return float(shares @ shares)  # §8.1
 
 
 # Per-size caches for the reporters (sizes are N and the window lengths: few entries).
@@ -87,13 +122,17 @@ def report_gini(model: Any) -> float:
     weights = _REPORT_GINI_WEIGHTS.get(wealth.shape[0])
     if weights is None:
         weights = _REPORT_GINI_WEIGHTS.setdefault(wealth.shape[0], _gini_weights(wealth.shape[0]))
-    return _gini_kernel(wealth, weights)
+    gini = _gini_kernel(wealth, weights)
+    if math.isfinite(gini):
+        return gini
+    return _gini_kernel(wealth / float(wealth.max()), weights)  # scale-free; Σ overflowed
 
 
 def report_reserve_coverage(model: Any) -> float:
     """Smallest reserve coverage R_j / R_j(S_j) over assets (1.0 where R(S) == 0)."""
     pairs = zip(model.reserve.tolist(), model.curve_reserve.tolist(), strict=True)
-    return min(r / c if c > 0 else 1.0 for r, c in pairs)
+    with np.errstate(over="ignore"):
+        return _saturate(min(r / c if c > 0 else 1.0 for r, c in pairs))
 
 
 def report_volatility(model: Any) -> float:
@@ -103,7 +142,11 @@ def report_volatility(model: Any) -> float:
     window = model.price_window_ordered()
     if window.shape[0] < 3 or not (window > 0).all():
         return 0.0
-    returns = np.log(window[1:] / window[:-1])
+    with np.errstate(over="ignore"):
+        returns = np.log(window[1:] / window[:-1])
+    if not math.isfinite(returns.sum()):  # a ratio beyond float64: difference of logs
+        logs = np.log(window)
+        returns = logs[1:] - logs[:-1]
     return float(returns.std(axis=0, ddof=1).mean())  # the headline volatility
 
 
@@ -115,8 +158,15 @@ def report_level_variance(model: Any) -> float:
         mean_weights = _REPORT_MEAN_WEIGHTS.setdefault(
             window.shape[0], np.full(window.shape[0], 1.0 / window.shape[0])
         )
-    dev = window - mean_weights @ window  # one matmul: the mean of every column
-    return float(np.vdot(dev, dev)) / dev.size  # §7.1, averaged over assets
+    with np.errstate(over="ignore", invalid="ignore"):
+        dev = window - mean_weights @ window  # one matmul: the mean of every column
+        variance = float(np.vdot(dev, dev)) / dev.size  # §7.1, averaged over assets
+    if math.isfinite(variance):
+        return variance
+    scale = float(np.abs(window).max())  # prices of ~1e154 and more: square after scaling
+    dev = window / scale - mean_weights @ (window / scale)
+    with np.errstate(over="ignore"):
+        return _saturate(float(np.vdot(dev, dev)) / dev.size * scale * scale)
 
 
 def report_price_entropy(model: Any) -> float:
@@ -139,17 +189,18 @@ def report_utilisation(model: Any) -> float:
 
 def report_mean_capital(model: Any) -> float:
     """Mean capital B_i over agents."""
-    return float(model.capital.sum()) / model.capital.shape[0]
+    return _mean(model.capital)
 
 
 def report_total_wealth(model: Any) -> float:
     """Total wealth Σ_i (B_i + Σ_j H_ij v_j), v the model's profit mark."""
-    return float(model.wealth.sum())
+    with np.errstate(over="ignore"):
+        return _saturate(float(model.wealth.sum()))
 
 
 def report_mean_reward(model: Any) -> float:
     """Mean over agents of the last step's total reward."""
-    return float(model.last_rewards.sum()) / model.last_rewards.shape[0]
+    return _mean(model.last_rewards)
 
 
 def price_of(model: Any, asset: int) -> float:
@@ -171,7 +222,10 @@ def hhi_of(model: Any, asset: int) -> float:
     """HHI_j (§8.1) of one asset; 0.0 when its supply is 0."""
     column = model.holdings[:, asset]
     supply = float(model.supply[asset])
-    return float(column @ column) / (supply * supply) if supply > 0 else 0.0  # §8.1
+    low, high = _SQUARE_SAFE
+    if low < supply < high:
+        return float(column @ column) / (supply * supply)  # §8.1
+    return _hhi_scaled(model, asset, supply)
 
 
 def agent_capital(agent: Any) -> float:

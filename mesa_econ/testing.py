@@ -6,6 +6,7 @@ own tests, as PettingZoo ships its API tests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,12 +16,24 @@ import pandas as pd
 if TYPE_CHECKING:
     from mesa_econ.model import EconomyModel
 
-__all__ = ["assert_invariants", "assert_same_run", "total_money"]
+__all__ = ["assert_invariants", "assert_reports_finite", "assert_same_run", "total_money"]
 
 
 def total_money(model: EconomyModel) -> float:
-    """Base currency in the economy net of income paid in: Σ_i B_i + Σ_j reserve_j − ΣI."""
-    return float(model.capital.sum() + model.reserve.sum() - model.income_paid)
+    """Base currency in the economy net of what came from outside it.
+
+    Notes:
+        Σ_i B_i + Σ_j reserve_j − income_paid − yield_paid + fees_paid: constant over a run,
+        since Σ B + Σ reserve changes by exactly income_paid + yield_paid − fees_paid.
+    """
+    inside = float(model.capital.sum() + model.reserve.sum())
+    return inside - model.income_paid - model.yield_paid + model.fees_paid
+
+
+def _money_scale(model: EconomyModel) -> float:
+    """The size of the money terms, for a relative tolerance on their sum."""
+    return max(1.0, float(model.capital.sum() + model.reserve.sum()) + model.income_paid
+               + abs(model.yield_paid) + model.fees_paid)
 
 
 def assert_invariants(model: EconomyModel, money_before: float | None = None,
@@ -28,7 +41,8 @@ def assert_invariants(model: EconomyModel, money_before: float | None = None,
     """Assert the market's invariants hold for ``model`` now.
 
     Checks: S_j = Σ_i H_ij; capital, holdings and reserve nonnegative; every state array
-    finite; with ``money_before`` (from :func:`total_money` earlier) money is conserved;
+    and the last rewards finite; with ``money_before`` (from :func:`total_money` earlier)
+    Σ B + Σ reserve changed by exactly the income and yield paid in less the fees paid out;
     under curve settlement with ψ = 0 the reserve equals R(S).
 
     Raises:
@@ -37,6 +51,7 @@ def assert_invariants(model: EconomyModel, money_before: float | None = None,
     s = model.state
     for name in ("capital", "holdings", "supply", "reserve", "deviation", "price"):
         assert np.all(np.isfinite(getattr(s, name))), f"{name} is not finite"
+    assert np.all(np.isfinite(model.last_rewards)), "rewards are not finite"
     scale = max(1.0, float(np.abs(s.holdings).sum()))
     assert np.allclose(s.supply, s.holdings.sum(axis=0), rtol=rtol, atol=rtol * scale), \
         "supply != sum of holdings"
@@ -44,14 +59,22 @@ def assert_invariants(model: EconomyModel, money_before: float | None = None,
     assert np.all(s.holdings >= 0.0), f"negative holdings {s.holdings.min()}"
     assert np.all(s.reserve >= 0.0), f"negative reserve {s.reserve.min()}"
     assert np.all(s.price > 0.0), "non-positive price"
-    money_scale = max(1.0, float(s.capital.sum() + s.reserve.sum()))
+    money_scale = _money_scale(model)
     if money_before is not None:
         drift = abs(total_money(model) - money_before)
-        assert drift <= rtol * money_scale * 10, f"money not conserved: drift {drift}"
+        assert drift <= rtol * money_scale * 10, (
+            f"money not conserved: Σ B + Σ reserve − income − yield + fees drifted by {drift}")
     mc = model.config.market
     if mc.settlement == "curve" and not np.any(model.params.psi):
         assert np.allclose(s.reserve, model.curve.reserve(s.supply), rtol=1e-7,
                            atol=1e-7 * money_scale), "reserve != R(S) under curve settlement"
+
+
+def assert_reports_finite(model: EconomyModel) -> None:
+    """Assert every model reporter's latest DataCollector value is a finite float."""
+    for name, rows in model.datacollector.model_vars.items():
+        value = rows[-1]
+        assert type(value) is float and math.isfinite(value), f"reporter {name} gave {value!r}"
 
 
 def assert_same_run(factory: Callable[[], EconomyModel], steps: int = 25) -> pd.DataFrame:
