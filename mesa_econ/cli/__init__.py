@@ -23,7 +23,7 @@ __all__ = ["main", "run_demo"]
 # subcommand -> module providing add_parser(subparsers) (which sets func=...)
 _PLUGINS = {"reproduce": "mesa_econ.cli.reproduce", "train": "mesa_econ.rl.cli",
             "sweep": "mesa_econ.sweep", "tune": "mesa_econ.cli.tune",
-            "stability": "mesa_econ.cli.stability"}
+            "stability": "mesa_econ.cli.stability", "nash": "mesa_econ.cli.nash"}
 
 
 def run_demo(scenario: str, steps: int, seed: int, out: Path, policy: str = "random",
