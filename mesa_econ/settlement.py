@@ -3,8 +3,10 @@
 Pure functions of arrays (no Mesa, no torch); :func:`mesa_econ.dynamics.market_step` calls
 them after peer influence and the no-short-sale rule. Decisions (docs/model.md, Feasibility):
 
-- **Supply limit.** Buys never take an asset's supply past its curve's ``supply_limit``
-  (every buyer of the asset cut alike): prices, reserves and their products stay finite.
+- **Supply limit.** Trades never take an asset's supply past its curve's
+  ``supply_limit`` (the asset's buyers cut alike: until S + Δ = limit under curve
+  settlement, the buys to limit − S under spot): prices, reserves and their products
+  stay finite.
 - **Curve settlement.** Each asset's net flow Δ_j clears at the uniform price
   p̄_j = (R(S+Δ) − R(S))/Δ; the reserve moves by exactly R(S+Δ) − R(S). A buyer whose order
   does not fit its budget at the clearing prices is scaled down (one scale per agent,
@@ -131,9 +133,9 @@ def settle_curve(orders: np.ndarray, capital: np.ndarray, supply: np.ndarray,
         exactly B_i at the clearing prices. G is nonincreasing in u (higher u, smaller
         buys, lower p̄ on a nondecreasing f), so the root is unique in the box
         [G(Û), Û], Û = max(U, G(U)), U the p̄ of the requested flow. It is found by
-        Newton's method on ln u (backtracking on the residual; with one asset, or one
-        buyer, an exact 1-D root) and then w = max(u, G(u)) is taken: G(w) <= G(u) <= w,
-        so nobody pays more than its capital even where Newton stopped short. With one
+        Newton's method on ln u (backtracking on the residual, to 1e-13; typically 2-3
+        steps) and then w = max(u, G(u))·(1 + 1e-15) is taken: G(w) <= G(u) <= w, so
+        nobody pays more than its capital even where Newton stopped short. With one
         buyer and no sellers this is the curve's inverse: the buyer gets
         ``supply_for_deposit(S, B)`` tokens. A larger order never fills less: where a
         budget binds, the fill B_i·b_i/(b_i·u) does not depend on the order's size.
