@@ -221,6 +221,7 @@ class EconomyModel(mesa.Model):
             price=np.maximum(curve_price, mc.price_floor))
         _freeze_state(self._state)
         self._curve_price = _freeze(curve_price)
+        self.initial_supply = _freeze(supply.copy())  # S(0), for the supply drift
         self.demand = _make_demand(demand, n, m, population_rng)
         if cfg.rewards.use_value > 0 and self.demand is None:
             raise ValueError("demand=None is invalid: use_value > 0 needs a demand array (N, M)")
@@ -303,6 +304,8 @@ class EconomyModel(mesa.Model):
             "hhi": reporters.report_hhi, "gini": reporters.report_gini,
             "volatility": reporters.report_volatility,
             "level_variance": reporters.report_level_variance,
+            "price_drift": reporters.report_price_drift,
+            "supply_drift": reporters.report_supply_drift,
             "price_entropy": reporters.report_price_entropy,
             "reserve_coverage": reporters.report_reserve_coverage,
             "mean_capital": reporters.report_mean_capital,

@@ -51,11 +51,13 @@ __all__ = [
     "report_gini",
     "report_hhi",
     "report_level_variance",
+    "report_price_drift",
     "report_mean_capital",
     "report_mean_price",
     "report_mean_reward",
     "report_price_entropy",
     "report_reserve_coverage",
+    "report_supply_drift",
     "report_total_wealth",
     "report_utilisation",
     "report_volatility",
@@ -167,6 +169,27 @@ def report_level_variance(model: Any) -> float:
     dev = window / scale - mean_weights @ (window / scale)
     with np.errstate(over="ignore"):
         return _saturate(float(np.vdot(dev, dev)) / dev.size * scale * scale)
+
+
+def report_price_drift(model: Any) -> float:
+    """Mean over assets of the quote's drift over the price window: (log P(t) − log
+    P(t−W+1))/(W − 1), the mean log change per step (:func:`mesa_econ.metrics.drift`);
+    0.0 before the window has two prices."""
+    window = model.price_window_ordered()
+    if window.shape[0] < 2 or not (window > 0).all():
+        return 0.0
+    logs = np.log(window[[0, -1]])
+    return float((logs[1] - logs[0]).mean()) / (window.shape[0] - 1)
+
+
+def report_supply_drift(model: Any) -> float:
+    """Mean over assets of the supply's drift since the start, (log S(t) − log S(0))/t
+    (:func:`mesa_econ.metrics.drift` of the supply series); 0.0 at t = 0 or where a
+    supply is 0."""
+    s0, s = model.initial_supply, model.supply
+    if model.t == 0 or not ((s0 > 0).all() and (s > 0).all()):
+        return 0.0
+    return float(np.log(s / s0).mean()) / model.t
 
 
 def report_price_entropy(model: Any) -> float:

@@ -36,6 +36,8 @@ class FakeModel:
         self.wealth = self.capital + self.holdings @ self.prices
         self.last_rewards = rng.normal(size=n)
         self.price_window = rng.lognormal(size=(window, m))
+        self.initial_supply = self.supply * 0.5
+        self.t = 4
         self.demand = rng.uniform(0.0, 5.0, (n, m))
         self.capacity = rng.uniform(1.0, 20.0, m)
 
@@ -163,3 +165,31 @@ def test_model_volatility_reporter_reads_the_ordered_window():
     frame = model.datacollector.get_model_vars_dataframe()
     last = frame[["price_0", "price_1"]].to_numpy()[-PRICE_WINDOW:]
     assert frame["volatility"].iloc[-1] == pytest.approx(volatility(last).mean(), rel=1e-12)
+
+
+def test_drift_reporters_equal_the_metric_on_the_model_series():
+    """price_drift over the last 20 quotes and supply_drift since t = 0 are
+    metrics.drift of the DataCollector's own series."""
+    from mesa_econ import EconomyModel, metrics
+    from mesa_econ.model import PRICE_WINDOW
+
+    model = EconomyModel(n_agents=6, n_assets=2, policy="random", trade_scale=3.0, rng=5)
+    for _ in range(PRICE_WINDOW + 7):
+        model.step()
+    frame = model.datacollector.get_model_vars_dataframe()
+    prices = frame[["price_0", "price_1"]].to_numpy()[-PRICE_WINDOW:]
+    supply = frame[["supply_0", "supply_1"]].to_numpy()
+    assert frame["price_drift"].iloc[-1] == pytest.approx(metrics.drift(prices).mean(),
+                                                          rel=1e-12)
+    assert frame["supply_drift"].iloc[-1] == pytest.approx(metrics.drift(supply).mean(),
+                                                           rel=1e-12)
+    assert frame["supply_drift"].iloc[0] == 0.0 and frame["price_drift"].iloc[0] == 0.0
+
+
+def test_drift_reporters_by_hand():
+    """A window 1, 2, 4 (doubling): drift log 2 per step; supply 10 → 40 in 2 steps."""
+    model = FakeModel(m=1)
+    model.price_window = np.array([[1.0], [2.0], [4.0]])
+    model.initial_supply, model.supply, model.t = np.array([10.0]), np.array([40.0]), 2
+    assert reporters.report_price_drift(model) == pytest.approx(np.log(2.0))
+    assert reporters.report_supply_drift(model) == pytest.approx(np.log(2.0))
