@@ -494,7 +494,20 @@ class EconomyModel(mesa.Model):
             self._advance()
         except BaseException:
             self._restore(saved)
+            self._reschedule_mesa_step()
             raise
+
+    def _reschedule_mesa_step(self) -> None:
+        """Mesa >= 3.4 runs ``step`` from an event that reschedules itself only after the
+        step returns: after a step that raised, put Mesa's clock back and schedule the step
+        again, so the model can go on stepping (Mesa 3.3 needs nothing)."""
+        generator = getattr(self, "_default_schedule", None)
+        schedule_next = getattr(generator, "_schedule_next", None)
+        if schedule_next is None or not hasattr(self, "time"):
+            return
+        self.time -= 1.0  # Mesa set its clock to this step's event time before the step
+        self.steps -= 1
+        schedule_next(self.time + 1.0)
 
     def _save(self) -> tuple:
         """What a step changes, cheaply: immutable values by reference, the rest copied.
