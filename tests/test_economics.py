@@ -243,3 +243,29 @@ def test_each_scenario_has_something_to_learn_and_no_pump(scenario, informed, te
     checks = scenario_checks(scenario, [11, 12, 13, 14, 15, 16], informed, term)
     assert checks["informed_minus_hold"]["low"] > 0, checks
     assert checks["pump_net_max"] <= 0, checks
+
+
+def test_buying_toward_a_need_beyond_capacity_does_not_pay():
+    """Capacity binds: 20 agents hold their needs of 3 (S = 60 > C = 40); agent 0 needs
+    10. Buying toward its need raises its rationed use, but over capacity the congestion
+    fee and the price it pays outweigh it: it ends below holding."""
+    def run(buy: bool) -> float:
+        demand = np.full((20, 1), 3.0)
+        demand[0] = 10.0
+        model = EconomyModel(
+            n_agents=20, n_assets=1, curve="sigmoid",
+            curve_params={"height": 4.0, "midpoint": 40.0, "steepness": 0.1},
+            capacity=40.0, congestion_fee=0.02, use_value=0.01, demand=demand,
+            initial_holdings=3.0, initial_capital=200.0, income=1.0, policy="hold",
+            collect_every=0, rng=1)
+        total = 0.0
+        for _ in range(60):
+            orders = np.zeros((20, 1))
+            if buy:
+                orders[0] = np.clip(10.0 - model.holdings[0], -1.0, 1.0)
+            model.submit_orders(orders)
+            model.step()
+            total += model.last_breakdown.total[0]
+        return total
+
+    assert run(buy=True) < run(buy=False)
