@@ -7,7 +7,7 @@ docs/equations.md for the mapping from the paper's equations to the code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mesa_econ._lazy import lazy_names
 
