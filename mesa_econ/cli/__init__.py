@@ -26,6 +26,12 @@ _PLUGINS = {"reproduce": "mesa_econ.cli.reproduce", "train": "mesa_econ.rl.cli",
             "stability": "mesa_econ.cli.stability", "nash": "mesa_econ.cli.nash"}
 
 
+def describe(doc: str | None) -> str:
+    """A module docstring's first line as ``--help`` text: without RST's double
+    backquotes (argparse prints them as they are)."""
+    return (doc or "").strip().splitlines()[0].replace("``", "")
+
+
 def run_demo(scenario: str, steps: int, seed: int, out: Path, policy: str = "random",
              n_agents: int | None = None) -> dict[str, Any]:
     """Run one scenario and write its DataCollector frame, a plot and a summary.
@@ -127,7 +133,7 @@ def _positive_int(text: str) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mesa-econ", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mesa-econ", description=describe(__doc__))
     sub = parser.add_subparsers(dest="command", required=True)
     _add_demo_parser(sub)
     for name, module in _PLUGINS.items():

@@ -195,11 +195,12 @@ def _command(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``nash`` subcommand to the ``mesa-econ`` parser."""
+    from mesa_econ.cli import describe
     from mesa_econ.scenarios import SCENARIOS
 
     parser = subparsers.add_parser(
         "nash", help="Nash gap of a trained profile: best responses, ε and NashConv (§7.3)",
-        description=__doc__.splitlines()[0])
+        description=describe(__doc__))
     parser.add_argument("checkpoint", help="a PPO checkpoint directory (policy.json + "
                                            "policy.safetensors) of all N agents")
     parser.add_argument("--scenario", default=None, choices=sorted(SCENARIOS),

@@ -301,9 +301,11 @@ def _command(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``reproduce`` subcommand to the ``mesa-econ`` parser."""
+    from mesa_econ.cli import describe
+
     parser = subparsers.add_parser(
         "reproduce", help="reproduce the paper's §9 claims with seeds, CIs and baselines",
-        description=__doc__.splitlines()[0])
+        description=describe(__doc__))
     parser.add_argument("--quick", action="store_true",
                         help="a smaller run (2 training seeds, short training; minutes)")
     parser.add_argument("--seeds", type=int, default=None,

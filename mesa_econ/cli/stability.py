@@ -183,9 +183,11 @@ def _command(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``stability`` subcommand to the ``mesa-econ`` parser."""
+    from mesa_econ.cli import describe
+
     parser = subparsers.add_parser(
         "stability", help="§7.2 stability: Lyapunov drift, decay, twin runs, analytic check",
-        description=__doc__.splitlines()[0])
+        description=describe(__doc__))
     parser.add_argument("scenario", help="defi_token_market | resource_network | "
                                          "shock_recovery")
     parser.add_argument("--policy", default="random",

@@ -142,10 +142,11 @@ def _command(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``tune`` subcommand to the ``mesa-econ`` parser."""
+    from mesa_econ.cli import describe
     from mesa_econ.scenarios import SCENARIOS
 
     p = subparsers.add_parser("tune", help="tune bonding-curve parameters for low "
-                              "volatility (§7.1, Optuna)", description=__doc__.splitlines()[0])
+                              "volatility (§7.1, Optuna)", description=describe(__doc__))
     p.add_argument("scenario", choices=sorted(SCENARIOS))
     p.add_argument("--trials", type=int, default=50,
                    help="complete trials wanted in the study (a resumed study runs the rest)")

@@ -264,12 +264,13 @@ def _train_command(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``train`` subcommand to the ``mesa-econ`` parser."""
+    from mesa_econ.cli import describe
     from mesa_econ.rl import ALGORITHMS
     from mesa_econ.scenarios import SCENARIOS
 
     parser = subparsers.add_parser(
         "train", help="train a scenario's agents (PPO, Q-learning, noisy actor-critic)",
-        description=__doc__.splitlines()[0])
+        description=describe(__doc__))
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--algo", default="ppo", choices=list(ALGORITHMS))
     parser.add_argument("--iterations", type=int, default=50, help="training iterations K")
