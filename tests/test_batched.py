@@ -175,7 +175,7 @@ def test_rejects_mixed_configurations_and_bad_orders():
         MarketBatch.from_seeds([1], n_agents=5, rng=3)
     c = EconomyModel(n_agents=5, rng=2, collect_every=0)
     c.step()
-    with pytest.raises(ValueError, match="models\\[1\\].t=1"):
+    with pytest.raises(ValueError, match=r"models\[1\]\.t=1"):
         MarketBatch([a, c])
     batch = MarketBatch([a])
     with pytest.raises(ValueError, match="orders shape"):
