@@ -481,6 +481,36 @@ class EconomyModel(mesa.Model):
             self._shock *= mc.shock_decay
         return z
 
+    def apply_shock(self, size: float, assets: Any = None) -> None:
+        """Add a spike of ``size`` to Z_j of the coming step, now (§9; the browser's button).
+
+        Z for the coming step is drawn ahead (see :attr:`factors`), so the spike is added to
+        it: the next observation shows it and the next :meth:`step` prices with it. It is a
+        one-step spike, the same as a scheduled ``shock_step`` at this step with
+        ``shock_decay=0``; the configured ``shock_decay`` shapes only the scheduled shock.
+
+        Args:
+            size: the spike, a finite real (negative for a drop).
+            assets: asset indices hit, or None for every asset.
+
+        Raises:
+            ValueError: ``size`` not a finite real, or ``assets`` not indices in [0, M-1].
+        """
+        from mesa_econ.config import check_int, check_number
+
+        check_number("size", size)
+        if assets is None:
+            hit: Any = slice(None)
+        else:
+            items = list(assets) if np.ndim(assets) else [assets]
+            if not items:
+                raise ValueError(f"assets={assets!r} is invalid: expected asset indices in "
+                                 f"[0, {self.n_assets - 1}] or None for every asset")
+            hit = [check_int("assets", j, 0, self.n_assets - 1) for j in items]
+        spike = np.zeros(self.n_assets)
+        spike[hit] = size
+        self.factors = self.factors + spike  # rebound, never mutated (see _STEP_ATTRS)
+
     def step(self) -> None:
         """One period: batched policy call, market step with Z(t), rewards, data, Z(t+1).
 
