@@ -31,7 +31,7 @@ MARKET = {"n_agents": 3, "n_assets": 2, "curve": "linear",
           "trade_scale": 5.0, "factor_std": 0.1}
 EVAL_SEEDS = range(1000, 1005)  # held out: training uses seed 0 and markets drawn from it
 EVAL_STEPS = 50
-TIMING = ["collect_s", "update_s"]
+TIMING = ["collect_s", "update_s", "agent_steps_per_s"]
 
 
 def mean_return(policy, horizon: int = 128) -> float:

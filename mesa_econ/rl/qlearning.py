@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,6 +37,7 @@ from torch.nn import functional as F
 from mesa_econ.config import check_choice, check_int, check_number
 from mesa_econ.rl.episodes import check_horizon, first_env, fresh_env, training_generators
 from mesa_econ.rl.evaluate import price_level_variance
+from mesa_econ.rl.loop import train_loop
 from mesa_econ.rl.q_ensemble import QEnsemble
 from mesa_econ.rl.schedules import SCHEDULE_KINDS, Schedule
 
@@ -217,7 +217,9 @@ class QLearning:
         config: :class:`QLearningConfig` (default if None).
     """
 
-    algo = "qlearning"
+    algo_name = "qlearning"
+    algo = algo_name  # the name this class used before the shared loop
+    progress_columns = (("reward", "mean_reward", ".4g"), ("eps", "epsilon", ".3f"))
 
     def __init__(self, model: Any, config: QLearningConfig | None = None) -> None:
         config = QLearningConfig() if config is None else config
@@ -239,6 +241,7 @@ class QLearning:
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=config.learning_rate)
         self.buffer = ReplayBuffer(config.buffer_size, model.n_agents, model.obs_dim,
                                    model.n_assets)
+        self.n_agents = model.n_agents
         self.env_steps, self.updates, self.iteration = 0, 0, 0
         self.history: list[dict[str, Any]] = []
         model.ensemble, model.scripted = self.q, None  # the model now acts with the Q policy
@@ -263,11 +266,12 @@ class QLearning:
         """Write the Q ensemble and this config as a safetensors + JSON checkpoint."""
         from mesa_econ.rl.checkpoint import save_checkpoint
 
-        save_checkpoint(self.q, path, algo=self.algo, config=asdict(self.config),
+        save_checkpoint(self.q, path, algo=self.algo_name, config=asdict(self.config),
                         model=self.model)
 
     def train(self, iterations: int, progress: bool = True) -> pd.DataFrame:
-        """Collect and learn for ``iterations`` iterations; one metrics row per iteration.
+        """Collect and learn for ``iterations`` iterations; one metrics row per iteration
+        (:func:`~mesa_econ.rl.loop.train_loop`).
 
         Returns the whole log so far (cumulative over calls), columns: iteration,
         env_steps, agent_steps, mean_reward (per agent and step, unscaled), volatility
@@ -275,75 +279,79 @@ class QLearning:
         and level_variance (§7.1), each a mean over assets, episodes (episodes ended
         during the iteration), epsilon (at the iteration's last step), td_loss (mean
         Huber loss of the iteration's updates, NaN before ``learning_starts``), q_mean
-        (mean Q of the replayed actions), updates (cumulative), collect_s, update_s.
+        (mean Q of the replayed actions), updates (cumulative), collect_s, update_s,
+        agent_steps_per_s.
         """
-        check_int("iterations", iterations, 1)
-        from tqdm.auto import tqdm
+        return train_loop(self, iterations, progress)
 
-        bar = tqdm(range(iterations), desc="qlearning training", unit="it",
-                   disable=not progress, leave=False)
-        for _ in bar:
-            row = self._iterate()
-            self.history.append(row)
-            bar.set_postfix(reward=f"{row['mean_reward']:.4g}", eps=f"{row['epsilon']:.3f}")
-        return pd.DataFrame(self.history)
-
-    # ------------------------------------------------------------------ internals
-    def _iterate(self) -> dict[str, float]:
+    # ------------------------------------------------------------------ loop hooks
+    def collect_step(self) -> dict[str, float]:
+        """``steps_per_iteration`` ε-greedy steps into the replay buffer (a
+        :class:`~mesa_econ.rl.loop.Learner` hook); returns the collection statistics."""
         cfg = self.config
-        start = time.perf_counter()
         reward_sum, episodes = 0.0, 0
         # quotes before and after each step: log returns never span two markets
         before = np.empty((cfg.steps_per_iteration, self.model.n_assets))
         after = np.empty_like(before)
         eps = cfg.epsilon(self.env_steps)
         for t in range(cfg.steps_per_iteration):
-            if cfg.episode_length is not None and self._episode_t >= cfg.episode_length:
+            if self._episode_over():
                 self.env = fresh_env(self.model, int(self._env_seeds.integers(2**62)))
                 self.q.reset_state()
                 self._episode_t = 0
-            model = self.env
             eps = cfg.epsilon(self.env_steps)
-            obs = torch.from_numpy(model.observe())
-            mean_action = self.q.mean_action()
-            with torch.no_grad():
-                greedy = self.q.greedy(self.q(obs, mean_action))
-            index = self.q.explore(greedy, eps, self.generator)
-            u = self.q.levels[index]
-            before[t] = model.prices
-            model.submit_orders(model.trade_scale * u.double().numpy())  # §2.2
-            model.step()
-            self.q.remember(u, model.torch_generator)  # ā' of this market
-            self._episode_t += 1
-            done = cfg.episode_length is not None and self._episode_t >= cfg.episode_length
-            reward = torch.as_tensor(model.last_rewards, dtype=torch.float32)
-            self.buffer.add(obs, mean_action, index, reward, torch.from_numpy(model.observe()),
-                            self.q.mean_action(), done=done)
-            reward_sum += float(model.last_rewards.mean())
-            after[t] = model.prices
+            before[t] = self.env.prices
+            reward_sum += self._explore_step(eps)
+            after[t] = self.env.prices
             self.env_steps += 1
-            episodes += done
-        collected = time.perf_counter()
+            episodes += self._episode_over()
+        log_returns = np.log(after) - np.log(before)
+        volatility = (float(log_returns.std(axis=0, ddof=1).mean()) if len(log_returns) > 1
+                      else math.nan)
+        return {"mean_reward": reward_sum / cfg.steps_per_iteration,
+                "volatility": volatility,
+                "level_variance": price_level_variance(np.vstack([before[:1], after])),
+                "episodes": episodes, "epsilon": eps}
+
+    def learn_step(self, iteration: int, iterations: int) -> dict[str, float]:
+        """``gradient_steps`` minibatch updates once ``learning_starts`` steps are in (a
+        :class:`~mesa_econ.rl.loop.Learner` hook; the iteration counts are not used)."""
+        cfg = self.config
         losses, q_means = [], []
         if self.env_steps >= cfg.learning_starts:
             for _ in range(cfg.gradient_steps):
                 loss, q_mean = self._update()
                 losses.append(loss)
                 q_means.append(q_mean)
-        self.iteration += 1
-        log_returns = np.log(after) - np.log(before)
-        volatility = (float(log_returns.std(axis=0, ddof=1).mean()) if len(log_returns) > 1
-                      else math.nan)
-        return {"iteration": self.iteration, "env_steps": self.env_steps,
-                "agent_steps": self.env_steps * self.model.n_agents,
-                "mean_reward": reward_sum / cfg.steps_per_iteration,
-                "volatility": volatility,
-                "level_variance": price_level_variance(np.vstack([before[:1], after])),
-                "episodes": episodes,
-                "epsilon": eps, "td_loss": float(np.mean(losses)) if losses else math.nan,
+        return {"td_loss": float(np.mean(losses)) if losses else math.nan,
                 "q_mean": float(np.mean(q_means)) if q_means else math.nan,
-                "updates": self.updates, "collect_s": collected - start,
-                "update_s": time.perf_counter() - collected}
+                "updates": self.updates}
+
+    # ------------------------------------------------------------------ internals
+    def _episode_over(self) -> bool:
+        """Whether the current market has run its ``episode_length`` steps."""
+        length = self.config.episode_length
+        return length is not None and self._episode_t >= length
+
+    def _explore_step(self, eps: float) -> float:
+        """One ε-greedy step of every agent in :attr:`env`, stored in the replay buffer;
+        returns the mean raw reward per agent."""
+        model = self.env
+        obs = torch.from_numpy(model.observe())
+        mean_action = self.q.mean_action()
+        with torch.no_grad():
+            greedy = self.q.greedy(self.q(obs, mean_action))
+        index = self.q.explore(greedy, eps, self.generator)
+        u = self.q.levels[index]
+        model.submit_orders(model.trade_scale * u.double().numpy())  # §2.2
+        model.step()
+        self.q.remember(u, model.torch_generator)  # ā' of this market
+        self._episode_t += 1
+        done = self._episode_over()
+        reward = torch.as_tensor(model.last_rewards, dtype=torch.float32)
+        self.buffer.add(obs, mean_action, index, reward, torch.from_numpy(model.observe()),
+                        self.q.mean_action(), done=done)
+        return float(model.last_rewards.mean())
 
     def td_target(self, batch: dict[str, Tensor]) -> Tensor:
         """y_i = r_i + γ (1 − d) (1/M) Σ_j Q̄_ij(s', ā', a*_j), ``[B, N]``. Implements §6.2.

@@ -28,20 +28,20 @@ samples. The protocol's pieces live in :mod:`mesa_econ.rl.episodes`.
 reset, every rollout end a truncation.
 
 :class:`Trainer` holds the parts every on-policy algorithm shares: the environment model,
-the per-agent normalisers, the rollout loop, the per-iteration log (a DataFrame) and the
-tqdm progress bar. Subclasses implement :meth:`Trainer.update`.
+the per-agent normalisers and the rollout collection. Its :meth:`Trainer.collect_step` and
+:meth:`Trainer.learn_step` are the hooks of the training loop that every learner, Q-learning
+included, runs (:func:`mesa_econ.rl.loop.train_loop`: the per-iteration log and the tqdm
+progress bar). Subclasses implement :meth:`Trainer.update`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from mesa_econ.policies.actor_critic import gaussian_log_prob
 from mesa_econ.rl.buffer import RolloutBuffer
@@ -54,9 +54,11 @@ from mesa_econ.rl.episodes import (
     training_generators,
 )
 from mesa_econ.rl.evaluate import price_level_variance, price_volatility
+from mesa_econ.rl.loop import TIMING_COLUMNS, train_loop
 from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
 
 __all__ = [
+    "TIMING_COLUMNS",
     "Trainer",
     "TrainingStreams",
     "check_episode_length",
@@ -66,8 +68,6 @@ __all__ = [
     "training_generators",
 ]
 
-TIMING_COLUMNS = ("collect_s", "update_s", "agent_steps_per_s")
-"""Columns of the training log that measure wall time (excluded from determinism checks)."""
 
 
 class Trainer:
@@ -88,6 +88,8 @@ class Trainer:
     """
 
     algo_name = "trainer"
+    progress_columns = (("reward", "mean_reward", ".4g"), ("vol", "volatility", ".3g"))
+    """(label, log column, format) of the values the progress bar shows."""
 
     def __init__(self, model: Any, config: Any) -> None:
         check_horizon(model, config.episode_length)
@@ -283,8 +285,33 @@ class Trainer:
         """The object whose ``act`` collects rollouts (on normalised obs). Subclasses implement."""
         raise NotImplementedError
 
+    def collect_step(self) -> dict[str, float]:
+        """One iteration's environment steps (the :class:`~mesa_econ.rl.loop.Learner` hook).
+
+        Rebuilds the market when the episode is over, continues from the cached
+        observation otherwise, and fills :attr:`buffer` with one :meth:`collect` rollout of
+        :meth:`rollout_policy`. Returns the rollout statistics and ``episode_end`` (1.0
+        where the rollout ended an episode).
+        """
+        self._maybe_reset()
+        obs, stats = self.collect(self.rollout_policy(), self._start_obs())
+        self._next_obs = (self.env, self.env.t, obs)
+        return {**stats, "episode_end": float(self.rollout_terminal)}
+
+    def learn_step(self, iteration: int, iterations: int) -> dict[str, float]:
+        """V(s_T) for GAE, then :meth:`update` (the :class:`~mesa_econ.rl.loop.Learner`
+        hook): zeros at an episode's end, the critic's value after a truncation."""
+        if self._next_obs is None:
+            raise RuntimeError("learn_step needs a rollout: call collect_step first")
+        obs = self._next_obs[2]
+        if self.rollout_terminal:  # no value beyond the episode's end
+            last_value, self._last_value = torch.zeros(self.n_agents), None
+        else:  # a truncation inside the episode: bootstrap from the critic
+            last_value = self.bootstrap_value(obs)
+        return self.update(iteration, iterations, last_value)
+
     def train(self, iterations: int, progress: bool = True) -> pd.DataFrame:
-        """Run ``iterations`` rounds of rollout + update.
+        """Run ``iterations`` rounds of rollout + update (:func:`~mesa_econ.rl.loop.train_loop`).
 
         Args:
             iterations: number of iterations K (>= 1).
@@ -296,35 +323,7 @@ class Trainer:
             episode_end (1.0 where the rollout ended an episode), the algorithm's metrics,
             lr, and the timings collect_s, update_s, agent_steps_per_s.
         """
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            raise ValueError(f"iterations={iterations!r} is invalid: expected an integer >= 1")
-        bar = tqdm(range(iterations), desc=f"{self.algo_name} training", unit="it",
-                   disable=not progress, leave=False)
-        obs = None
-        for k in bar:
-            if self._maybe_reset() or obs is None:
-                obs = self._start_obs()
-            start = time.perf_counter()
-            obs, stats = self.collect(self.rollout_policy(), obs)
-            self._next_obs = (self.env, self.env.t, obs)
-            collected = time.perf_counter()
-            if self.rollout_terminal:  # no value beyond the episode's end
-                last_value, self._last_value = torch.zeros(self.n_agents), None
-            else:  # a truncation inside the episode: bootstrap from the critic
-                last_value = self.bootstrap_value(obs)
-            metrics = self.update(k, iterations, last_value)
-            done = time.perf_counter()
-            self.iteration += 1
-            agent_steps = self.config.num_steps * self.n_agents
-            row = {"iteration": self.iteration, "env_steps": self.env_steps,
-                   "agent_steps": self.env_steps * self.n_agents, **stats,
-                   "episode_end": float(self.rollout_terminal), **metrics,
-                   "collect_s": collected - start, "update_s": done - collected,
-                   "agent_steps_per_s": agent_steps / max(done - start, 1e-12)}
-            self.history.append(row)
-            bar.set_postfix(reward=f"{stats['mean_reward']:.4g}",
-                            vol=f"{stats['volatility']:.3g}")
-        return pd.DataFrame(self.history)
+        return train_loop(self, iterations, progress)
 
     # ------------------------------------------------------------------ public API
     def policy(self) -> Any:
