@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +15,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mesa_econ.model import EconomyModel
-from mesa_econ.rl.checkpoint import checkpoint_paths, load_ensemble, load_policy, read_metadata
-from mesa_econ.rl.normalize import NormalizedPolicy
+from mesa_econ.policies import NormalizedPolicy, NormalizedPolicyView, registry
+from mesa_econ.policies.checkpoint import (
+    checkpoint_paths,
+    load_ensemble,
+    load_policy,
+    read_metadata,
+)
 from mesa_econ.rl.ppo import PPO, PPOConfig
 
 torch.set_num_threads(1)
@@ -285,3 +295,206 @@ def test_saved_without_a_model_has_no_context_to_check(trained, tmp_path):
     assert meta["observation_layout"] is None and meta["rewards"] is None
     model = EconomyModel(**MARKET, policy=f"checkpoint:{tmp_path / 'bare'}", rng=0)
     model.step()
+
+
+# ------------------------------------------------------------------ where loading lives
+
+def test_rl_checkpoint_and_normalize_re_export_the_policies_names():
+    """Old import paths keep working: the same objects, not copies."""
+    import mesa_econ.policies.checkpoint as new
+    import mesa_econ.policies.normalize as new_norm
+    import mesa_econ.rl.checkpoint as old
+    import mesa_econ.rl.normalize as old_norm
+
+    for name in ("load_ensemble", "load_policy", "read_metadata", "check_model",
+                 "checkpoint_paths", "register_policy_class", "training_context", "FORMAT",
+                 "FORMAT_VERSION"):
+        assert getattr(old, name) is getattr(new, name), name
+    for name in ("NormalizedPolicy", "ObsNormalizer", "RewardNormalizer", "RunningMeanStd"):
+        assert getattr(old_norm, name) is getattr(new_norm, name), name
+
+
+def test_the_model_never_imports_rl(trained):
+    """Building and stepping a checkpoint-driven model imports no mesa_econ.rl module."""
+    _, path = trained
+    code = ("import sys\n"
+            "from mesa_econ.model import EconomyModel\n"
+            f"model = EconomyModel(**{MARKET!r}, policy={'checkpoint:' + str(path)!r}, rng=1)\n"
+            "model.step()\n"
+            "print(type(model.traders[0].policy).__name__)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('mesa_econ.rl')))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stdout.splitlines()
+    assert out == ["NormalizedPolicyView", "[]"]
+
+
+def test_agents_of_a_checkpoint_model_show_a_public_policy_class(trained):
+    algo, path = trained
+    model = EconomyModel(**MARKET, policy=f"checkpoint:{path}", rng=0)
+    policy = model.traders[7].policy
+    assert type(policy) is NormalizedPolicyView
+    assert repr(policy) == ("NormalizedPolicyView(agent=7, group=3, hidden=(16, 16), "
+                            "normalized=True, clip=10.0, ensemble=PolicyEnsemble of 10 "
+                            "agents in 5 groups)")
+    obs = torch.from_numpy(model.observe()[7])
+    with torch.no_grad():
+        want = algo.policy().agent_view(7).act(obs, deterministic=True)[0]
+        torch.testing.assert_close(policy.act(obs, deterministic=True)[0], want,
+                                   rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------ hostile files
+
+def test_a_file_that_is_not_a_checkpoint_says_so(trained, tmp_path):
+    """A .txt, or a .json that is not ours, is named as not a checkpoint (not a directory
+    that lacks policy.json, nor a version-1 checkpoint to retrain)."""
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match=r"notes\.txt is a file but not a checkpoint"):
+        load_policy(text)
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        EconomyModel(**MARKET, policy=f"checkpoint:{text}", rng=0)
+    for i, content in enumerate(['{"name": "my-app", "version": 3}', "[1, 2]",
+                                 '{"format": "something_else"}']):
+        other = tmp_path / f"other{i}.json"
+        other.write_text(content)
+        with pytest.raises(ValueError, match=r"is not a mesa_econ policy checkpoint"):
+            load_policy(other)
+
+
+def test_deeply_nested_json_is_reported(trained, tmp_path):
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    (dst / "policy.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ValueError, match=r"policy\.json is JSON nested too deeply"):
+        load_policy(dst)
+
+
+def test_deeply_nested_safetensors_header_is_reported(trained, tmp_path):
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    header = b"[" * 50_000 + b"]" * 50_000
+    (dst / "policy.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(ValueError, match=r"safetensors: its header is JSON nested too deep"):
+        load_policy(dst)
+
+
+def _raise_memory_error(*args, **kwargs):
+    raise MemoryError
+
+
+def test_memory_error_while_parsing_is_reported(trained, tmp_path, monkeypatch):
+    _, path = trained
+    monkeypatch.setattr(json, "loads", _raise_memory_error)
+    with pytest.raises(ValueError, match=r"checkpoint .*policy\.json could not be loaded: "
+                                         r"out of memory \(MemoryError\)"):
+        load_policy(path)
+
+
+def test_memory_error_while_building_is_reported(trained, monkeypatch):
+    _, path = trained
+    entry = registry.entry("actor_critic_ensemble")
+    monkeypatch.setitem(registry._REGISTRY, "actor_critic_ensemble",
+                        entry._replace(build=_raise_memory_error))
+    with pytest.raises(ValueError, match=r"policy\.safetensors could not be loaded: out of "
+                                         r"memory \(MemoryError\) while building"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("hidden", [2**20, 2**20]), ("hidden", [16, 10**15]), ("n_agents", 10**12),
+    ("obs_dim", 10**9)])
+def test_declared_sizes_are_checked_before_allocating(trained, tmp_path, monkeypatch, field,
+                                                      value):
+    """policy_kwargs the file cannot hold are refused without building the policy."""
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    meta = json.loads((dst / "policy.json").read_text())
+    meta["policy_kwargs"][field] = value
+    (dst / "policy.json").write_text(json.dumps(meta))
+    entry = registry.entry("actor_critic_ensemble")
+
+    def build(kwargs):
+        raise AssertionError(f"built a policy for {kwargs}")
+
+    monkeypatch.setitem(registry._REGISTRY, "actor_critic_ensemble",
+                        entry._replace(build=build))
+    with pytest.raises(ValueError, match=re.escape(f"policy_kwargs {field}={value!r} is "
+                                                   "invalid: expected sizes")):
+        load_policy(dst)
+
+
+def test_header_is_checked_against_the_json_before_the_data_is_read(trained, tmp_path,
+                                                                   monkeypatch):
+    """A file whose header disagrees with the JSON is refused from the header alone."""
+    import safetensors.torch
+
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    tensors = load_file(dst / "policy.safetensors")
+    tensors["log_std"] = torch.zeros(5, 3)
+    save_file(tensors, dst / "policy.safetensors")
+    monkeypatch.setattr(safetensors.torch, "load", _raise_memory_error)  # must not be reached
+    with pytest.raises(ValueError, match=r"header declares tensor 'log_std' as shape \[5, 3\]"
+                                         r".*the JSON says .*\[5, 2\]"):
+        load_policy(dst)
+
+
+def test_a_tensor_file_larger_than_declared_is_refused_unread(trained, tmp_path, monkeypatch):
+    """A sparse 1 TiB tensor file: refused from its size, never opened."""
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    big = dst / "policy.safetensors"
+    os.truncate(big, 2**40)  # sparse: no disk used
+    opened = []
+    real_open, real_read = Path.open, Path.read_bytes
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: opened.append(self)
+                        or real_open(self, *a, **k))
+    monkeypatch.setattr(Path, "read_bytes", lambda self: opened.append(self) or real_read(self))
+    with pytest.raises(ValueError, match=r"policy\.safetensors is 1099511627776 bytes: "
+                                         r"larger than the \d+ bytes of tensors its JSON "
+                                         r"declares.*refused unread"):
+        load_policy(dst)
+    assert big not in opened
+
+
+def test_bytes_appended_to_the_tensor_file_are_refused(trained, tmp_path):
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    file = dst / "policy.safetensors"
+    file.write_bytes(file.read_bytes() + b"\0" * 100)
+    with pytest.raises(ValueError, match=r"\(\d+ bytes\) make \d+ \(truncated, or data "
+                                         "appended"):
+        load_policy(dst)
+
+
+def test_header_size_beyond_the_file_is_refused(trained, tmp_path):
+    _, path = trained
+    dst = _copy(path, tmp_path)
+    file = dst / "policy.safetensors"
+    data = file.read_bytes()
+    file.write_bytes((2**63).to_bytes(8, "little") + data[8:])
+    with pytest.raises(ValueError, match=f"claims a header of {2**63} bytes"):
+        load_policy(dst)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"n_agents": 7, "obs_dim": 5, "act_dim": 2, "hidden": [16, 16], "n_groups": None},
+    {"n_agents": 7, "obs_dim": 5, "act_dim": 3, "hidden": [8, 4, 3], "n_groups": 3},
+    {"n_agents": 1, "obs_dim": 1, "act_dim": 1, "hidden": [1], "n_groups": 1}])
+def test_declared_shapes_equal_the_built_policy(kwargs):
+    """The shapes checked before building are exactly the built policy's state dict."""
+    entry = registry.entry("actor_critic_ensemble")
+    built = {k: (list(v.shape), str(v.dtype).removeprefix("torch."))
+             for k, v in entry.build(dict(kwargs)).state_dict().items()}
+    assert entry.shapes(dict(kwargs)) == built
+
+
+def test_meta_device_shapes_equal_the_built_q_ensemble():
+    """Classes without a shapes function are sized on the meta device, allocating nothing."""
+    entry = registry.entry("q_ensemble")
+    kwargs = {"n_agents": 4, "obs_dim": 3, "act_dim": 2, "n_levels": 5, "hidden": [8, 8]}
+    built = {k: (list(v.shape), str(v.dtype).removeprefix("torch."))
+             for k, v in entry.build(dict(kwargs)).state_dict().items()}
+    assert entry.shapes(dict(kwargs)) == built

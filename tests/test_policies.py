@@ -13,7 +13,11 @@ from mesa_econ.policies import (
     ActorCritic,
     HoldPolicy,
     MeanReversionPolicy,
+    NormalizedPolicy,
+    NormalizedPolicyView,
+    ObsNormalizer,
     PolicyEnsemble,
+    PolicyView,
     RandomPolicy,
 )
 from mesa_econ.policies.actor_critic import (
@@ -181,6 +185,40 @@ def test_view_act_and_module():
     assert isinstance(module, ActorCritic)
     assert_float32_close(module(obs)[0], view(obs)[0], terms=OBS + 64 + 64, name="mean")
     assert "agent=2" in repr(view)
+
+
+def _normalized_population() -> tuple[PolicyEnsemble, ObsNormalizer, NormalizedPolicy]:
+    ens = PolicyEnsemble(10, OBS, ACT, hidden=(16, 16), n_groups=5, generator=gen(0))
+    norm = ObsNormalizer(10, OBS, clip=2.0, epsilon=0.0)
+    norm.rms.mean = np.arange(10 * OBS, dtype=np.float64).reshape(10, OBS) / 4  # exact
+    norm.rms.var = np.full((10, OBS), 4.0)
+    return ens, norm, NormalizedPolicy(ens, norm)
+
+
+def test_agent_views_have_public_classes_and_say_what_they_are():
+    """agent.policy shows which row of which ensemble, its sizes and normalisation."""
+    ens, _, population = _normalized_population()
+    view, normalized = ens.agent_view(7), population.agent_view(7)
+    assert type(view) is PolicyView and type(normalized) is NormalizedPolicyView
+    assert repr(view) == ("PolicyView(agent=7, group=3, hidden=(16, 16), normalized=False, "
+                          "ensemble=PolicyEnsemble of 10 agents in 5 groups)")
+    assert repr(normalized) == ("NormalizedPolicyView(agent=7, group=3, hidden=(16, 16), "
+                                "normalized=True, clip=2.0, ensemble=PolicyEnsemble of 10 "
+                                "agents in 5 groups)")
+    assert normalized.group == 3 and normalized.ensemble is ens  # the view's attributes
+
+
+def test_normalized_view_acts_on_hand_normalized_observations():
+    """Agent 7: ô = clip((o − μ₇) / sqrt(σ²₇), −2, 2) with μ₇ = (49..55)/4 and σ² = 4
+    (every value exact in float32, so both paths see the same input bit for bit)."""
+    ens, _, population = _normalized_population()
+    raw = torch.tensor([12.25, 12.5, 16.75, 5.5, 13.25, 14.5, 13.75])
+    # (o - mu) / 2 = [0, 0, 2, -3.75 -> -2, 0, 0.5, 0]
+    want_input = torch.tensor([0.0, 0.0, 2.0, -2.0, 0.0, 0.5, 0.0])
+    got = population.agent_view(7).act(raw, deterministic=True)
+    expected = ens.agent_view(7).act(want_input, deterministic=True)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------- modules round trip

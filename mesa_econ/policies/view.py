@@ -7,7 +7,7 @@ it equals the ensemble's row for that agent (see the exactness note below).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,9 +23,35 @@ from mesa_econ.policies.actor_critic import (
 if TYPE_CHECKING:
     from mesa_econ.policies.ensemble import PolicyEnsemble
 
-__all__ = ["PolicyView"]
+__all__ = ["PolicyView", "describe_row"]
 
 Tensor = torch.Tensor
+
+
+def describe_row(view: Any, normalized: str) -> str:
+    """The inside of an agent policy's repr: which row of which ensemble, and its sizes.
+
+    Args:
+        view: an agent's view (attributes ``agent``, ``group``, ``ensemble`` where it has
+            them; ``ensemble.hidden``, ``n_agents``, ``n_groups`` likewise).
+        normalized: what to say about observation normalisation, e.g. ``"normalized=False"``.
+
+    Returns:
+        e.g. ``"agent=7, group=3, hidden=(16, 16), normalized=False, ensemble=PolicyEnsemble
+        of 10 agents in 5 groups"``.
+    """
+    parts = [f"agent={getattr(view, 'agent', '?')}"]
+    if getattr(view, "group", None) is not None:
+        parts.append(f"group={view.group}")
+    ensemble = getattr(view, "ensemble", None)
+    if getattr(ensemble, "hidden", None) is not None:
+        parts.append(f"hidden={tuple(ensemble.hidden)}")
+    parts.append(normalized)
+    if ensemble is not None:
+        text = f"ensemble={type(ensemble).__name__} of {getattr(ensemble, 'n_agents', '?')} agents"
+        n_groups = getattr(ensemble, "n_groups", None)
+        parts.append(text if n_groups is None else f"{text} in {n_groups} groups")
+    return ", ".join(parts)
 
 
 class PolicyView:
@@ -57,10 +83,7 @@ class PolicyView:
         self._position = ensemble._position[self.agent]
 
     def __repr__(self) -> str:
-        return (
-            f"PolicyView(agent={self.agent}, group={self.group}, "
-            f"ensemble of {self.ensemble.n_agents} agents)"
-        )
+        return f"PolicyView({describe_row(self, 'normalized=False')})"
 
     def __call__(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.forward(obs)
