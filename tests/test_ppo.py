@@ -462,3 +462,138 @@ def test_market_noise_and_episode_seeds_do_not_depend_on_policy_sampling(monkeyp
     assert seeds_a == seeds_b and seeds_a != seeds_c
     np.testing.assert_array_equal(factors_a, factors_b)  # the same Z(t) after an episode
     assert not np.array_equal(prices_a, prices_b)  # though the policies traded differently
+
+
+# ------------------------------------------------------------------ K markets per rollout
+
+_VEC = {**SMALL, "n_agents": 5, "n_assets": 2, "graph": "watts_strogatz",
+        "graph_params": {"k": 2, "p": 0.5}, "nu": 0.1, "demand": 2.0, "horizon": 16}
+
+
+def _vec_trainer(n_markets: int = 3, seed: int = 6, **cfg) -> tuple[EconomyModel, PPO]:
+    model = EconomyModel(**_VEC, rng=seed)
+    config = PPOConfig(num_steps=16, num_minibatches=2, episode_length=16, seed=seed,
+                       n_markets=n_markets, **cfg)
+    return model, PPO(model, config)
+
+
+def test_k_markets_rollout_replays_each_market_alone_bit_for_bit(monkeypatch):
+    """Each market of a K-market rollout is the market its seed gives alone, fed the
+    rollout's actions: every state array and raw reward equal, bit for bit."""
+    import mesa_econ.rl.vec_rollout as vec_module
+
+    seeds: list[int] = []
+    real = vec_module.fresh_env
+    monkeypatch.setattr(vec_module, "fresh_env",
+                        lambda model, seed: seeds.append(seed) or real(model, seed))
+    model, algo = _vec_trainer()
+    k, n, m = 3, model.n_agents, model.n_assets
+    raw_rewards = []
+    step = algo._vec.batch.step
+
+    def spy(orders):
+        step(orders)
+        raw_rewards.append(algo._vec.batch.last_rewards.copy())
+
+    monkeypatch.setattr(algo._vec.batch, "step", spy)
+    algo.collect_step()
+    assert len(seeds) == k and len(set(seeds)) == k
+    actions = algo.buffer.actions.numpy().reshape(16, k, n, m)
+    for market, seed in enumerate(seeds):
+        alone = real(model, seed)
+        assert sorted(alone.graph.edges) == sorted(model.graph.edges)  # the population
+        for t in range(16):
+            volumes = np.clip(actions[t, market], -1.0, 1.0)
+            volumes *= alone.trade_scale  # float32, as the rollout computes it
+            alone.submit_orders(volumes)
+            alone.step()
+            assert np.array_equal(alone.last_rewards, raw_rewards[t][market])
+        batched = algo._vec.batch.models[market]
+        for name in ("capital", "holdings", "supply", "reserve", "deviation", "prices",
+                     "factors"):
+            assert np.array_equal(getattr(batched, name), getattr(alone, name)), name
+
+
+def test_k_markets_deferred_values_and_log_probs_match_per_step_acting():
+    model, algo = _vec_trainer()
+    algo.collect_step()
+    buf, ens, k, n = algo.buffer, algo.ensemble, 3, model.n_agents
+    with torch.no_grad():
+        grid = buf.obs.reshape(16, k, n, -1)
+        means = torch.stack([ens.actor_mean(grid[t]) for t in range(16)]).reshape(16, k * n, -1)
+        logp = gaussian_log_prob(buf.actions, means, ens.agent_log_std().repeat(k, 1))
+        values = torch.stack([ens.critic_value(grid[t]) for t in range(16)]).reshape(16, -1)
+    terms = _network_terms(ens)
+    assert_float32_close(buf.values, values, terms=terms, name="values")
+    assert_float32_close(buf.logprobs, logp, terms=terms, scale=float(logp.abs().max()) + 1.0,
+                         ulps=64.0, name="log-probabilities")
+
+
+def test_k_markets_normalise_per_agent_over_all_markets():
+    model, algo = _vec_trainer(n_markets=4)
+    frame = algo.train(2, progress=False)
+    # every observation of every market merges into agent i's statistics: K per step,
+    # T + 1 observations per rollout (its start and every step's result)
+    assert algo.obs_normalizer.rms.mean.shape == (model.n_agents, model.obs_dim)
+    assert algo.obs_normalizer.rms.count == pytest.approx(1e-4 + 2 * 4 * 17)
+    assert algo._vec.reward_normalizer.rms.count == pytest.approx(1e-4 + 2 * 4 * 16)
+    assert frame["agent_steps"].tolist() == [16 * 4 * 5, 2 * 16 * 4 * 5]
+    assert frame["env_steps"].tolist() == [64, 128]
+    assert frame["episode_end"].tolist() == [1.0, 1.0]
+    assert algo.buffer.obs.shape == (16, 4 * 5, model.obs_dim)
+
+
+def test_k_markets_every_episode_starts_k_fresh_markets():
+    model, algo = _vec_trainer(n_markets=2)
+    algo.train(1, progress=False)
+    first = algo._vec.batch.models
+    algo.train(1, progress=False)
+    second = algo._vec.batch.models
+    assert all(m.t == 16 for m in (*first, *second))
+    assert not set(map(id, first)) & set(map(id, second))
+    assert not np.array_equal(first[0].factors, first[1].factors)
+    for market in second:
+        assert market.population_seed == model.population_seed
+        np.testing.assert_array_equal(market.demand, model.demand)
+
+
+def test_k_markets_same_seed_same_training_curves():
+    frames = [_vec_trainer(n_markets=2)[1].train(2, progress=False)
+              .drop(columns=list(TIMING_COLUMNS)) for _ in range(2)]
+    pd.testing.assert_frame_equal(*frames)
+
+
+def test_agent_major_regroups_each_agents_samples_by_hand():
+    from mesa_econ.rl.ppo import _agent_major
+
+    t_steps, k, n = 3, 2, 4
+    rows = torch.arange(t_steps * k * n, dtype=torch.float32).reshape(t_steps, k * n, 1)
+    out = _agent_major(rows, k, {})
+    assert out.shape == (n, t_steps * k, 1)
+    # agent 1: step 0 of markets 0 and 1 (columns 1 and 5), then step 1 (9 and 13), ...
+    assert out[1, :, 0].tolist() == [1.0, 5.0, 9.0, 13.0, 17.0, 21.0]
+    assert _agent_major(rows, 1, {}).shape == (k * n, t_steps, 1)
+
+
+def test_n_markets_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="n_markets"):
+        PPOConfig(n_markets=0)
+
+
+def test_ppo_with_k_markets_learns_to_meet_needs():
+    """The needs task of test_ppo_learns_to_meet_needs, with 4 markets per rollout and a
+    quarter of the iterations (the same samples): the trained policy beats the initial
+    one on every held-out seed and closes at least half of the gap to the optimum."""
+    params, steps, seeds = _need_market(), 32, range(1000, 1005)
+    model = EconomyModel(**params, policy="actor_critic", rng=0)
+    algo = PPO(model, PPOConfig(num_steps=32, learning_rate=3e-3, episode_length=32, seed=0,
+                                n_markets=4))
+    before = evaluate_policy(algo.policy(), params, seeds, steps=steps)
+    algo.train(10, progress=False)
+    after = evaluate_policy(algo.policy(), params, seeds, steps=steps)
+    optimum = 1 + 2 + 3 + 4 + 5 * (steps - 4)
+    gain = after["mean_return"].to_numpy() - before["mean_return"].to_numpy()
+    assert (gain > 0).all()
+    gap_closed = (after["mean_return"].mean() - before["mean_return"].mean()) \
+        / (optimum - before["mean_return"].mean())
+    assert gap_closed > 0.5

@@ -2,7 +2,9 @@
 
 One rollout holds T steps of all N agents: observations ``[T, N, obs_dim]``, raw actions u
 ``[T, N, act_dim]``, log-probabilities, values and (normalised) rewards ``[T, N]``. The
-tensors are allocated once and overwritten every iteration.
+tensors are allocated once and overwritten every iteration. A rollout of K markets
+(``n_markets=K``, :mod:`mesa_econ.rl.vec_rollout`) holds K·N columns, market-major:
+column k·N + i is agent i of market k.
 """
 
 from __future__ import annotations
@@ -89,9 +91,12 @@ class RolloutBuffer:
         n_agents: N.
         obs_dim: width of an observation.
         act_dim: width of a raw action u.
+        n_markets: K, markets collected at once (>= 1): the tensors have K·N columns,
+            column k·N + i for agent i of market k.
 
     Attributes:
-        obs: ``[T, N, obs_dim]`` float32 (normalised observations the policy saw).
+        obs: ``[T, N, obs_dim]`` float32 (normalised observations the policy saw);
+            ``[T, K·N, obs_dim]`` with K markets, as every tensor below.
         actions: ``[T, N, act_dim]`` raw actions u (before clipping to the trade range).
         logprobs, values, rewards: ``[T, N]``.
         dones: ``[T, N]``, 1 where the episode ends after step t (the trainer sets the
@@ -99,12 +104,16 @@ class RolloutBuffer:
         advantages, returns: ``[T, N]``, filled by :meth:`finish`.
     """
 
-    def __init__(self, horizon: int, n_agents: int, obs_dim: int, act_dim: int) -> None:
+    def __init__(self, horizon: int, n_agents: int, obs_dim: int, act_dim: int,
+                 n_markets: int = 1) -> None:
         if horizon < 1:
             raise ValueError(f"horizon={horizon!r} is invalid: expected an integer >= 1")
+        if isinstance(n_markets, bool) or not isinstance(n_markets, int) or n_markets < 1:
+            raise ValueError(f"n_markets={n_markets!r} is invalid: expected an integer >= 1")
         self.horizon, self.n_agents = int(horizon), int(n_agents)
+        self.n_markets = n_markets
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
-        t, n = self.horizon, self.n_agents
+        t, n = self.horizon, self.n_agents * n_markets
         self.obs = torch.zeros(t, n, self.obs_dim)
         self.actions = torch.zeros(t, n, self.act_dim)
         self.logprobs = torch.zeros(t, n)

@@ -87,9 +87,14 @@ class PPOConfig:
     seed: int | None = None
     """Seed of the trainer's streams: minibatch shuffling, episode noise seeds and policy
     sampling (None: drawn from model.rng)."""
+    n_markets: int = 1
+    """K, markets collected per rollout (:mod:`mesa_econ.rl.vec_rollout`): K markets of
+    the model's configuration and population on their own noise seeds, the N per-agent
+    policies shared across them, so each rollout gives every policy K·T samples (and each
+    minibatch K times the rows). 1: the model's own market, as before."""
 
     def __post_init__(self) -> None:
-        for name in ("num_steps", "num_minibatches", "update_epochs"):
+        for name in ("num_steps", "num_minibatches", "update_epochs", "n_markets"):
             check_int(name, getattr(self, name), 1)
         if self.num_steps // self.num_minibatches < 2 or self.num_steps % self.num_minibatches:
             raise ValueError(f"num_minibatches={self.num_minibatches!r} is invalid: expected a "
@@ -150,6 +155,20 @@ def _ppo_losses(policy: Any, mb: dict[str, torch.Tensor],
     return out
 
 
+def _agent_major(shuffled: torch.Tensor, markets: int,
+                 workspace: dict[str, Any]) -> torch.Tensor:
+    """Time-major rollout rows ``[T, K·N, C]`` as each agent's samples ``[N, T·K, C]``
+    (a view when K = 1; K markets: agent i's K·T samples copied together, time-major)."""
+    if markets == 1:
+        return shuffled.transpose(0, 1)
+    t_steps, columns, width = shuffled.shape
+    n = columns // markets
+    grid = shuffled.view(t_steps, markets, n, width).permute(2, 0, 1, 3)  # [N, T, K, C]
+    out = kept_tensor(workspace, "agent_major", (n, t_steps * markets, width))
+    out.view(n, t_steps, markets, width).copy_(grid)
+    return out
+
+
 def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: PPOConfig,
                generator: torch.Generator,
                workspace: dict[str, Any] | None = None) -> dict[str, float]:
@@ -179,11 +198,14 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
     active = torch.ones(n_groups, dtype=torch.bool)
     epochs_run = torch.zeros(n_groups)
     mb_size = t_steps // config.num_minibatches
+    markets = getattr(buf, "n_markets", 1)  # K markets: each minibatch has mb_size·K rows
+    mb_rows = mb_size * markets
     clipped = torch.zeros(policy.n_agents)  # rows outside [1 − ε, 1 + ε], per agent
     by_hand = ppo_grad.supports(policy)
     workspace = {} if workspace is None else workspace
     # all per-sample data agent-major in one tensor [N, T, D + A + 4]: one gather per
     # epoch shuffles it, each minibatch is a slice along time of every agent's rows
+    # (K markets: [N, T·K, C], a minibatch is mb_size steps of all K markets)
     d, a = buf.obs.shape[-1], buf.actions.shape[-1]
     parts = [buf.obs, buf.actions, buf.logprobs[..., None], buf.advantages[..., None],
              buf.returns[..., None], buf.values[..., None]]
@@ -198,16 +220,16 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
         perm = torch.randperm(t_steps, generator=generator)
         shuffled = torch.index_select(packed, 0, perm,
                                       out=kept_tensor(workspace, "shuffled", packed.shape))
-        shuffled = shuffled.transpose(0, 1)  # [N, T, C]
+        shuffled = _agent_major(shuffled, markets, workspace)  # [N, T·K, C]
         if by_hand:  # −Â·w/B of every minibatch of the epoch at once
             pg_weight = ppo_grad.surrogate_weights(shuffled[..., columns["advantages"]],
-                                                   mb_size, config.norm_adv, weight)
-        for start in range(0, t_steps, mb_size):
-            rows = shuffled[:, start:start + mb_size]
+                                                   mb_rows, config.norm_adv, weight)
+        for start in range(0, t_steps * markets, mb_rows):
+            rows = shuffled[:, start:start + mb_rows]
             mb = {k: rows[..., c] for k, c in columns.items()}
-            last = start + mb_size == t_steps  # the epoch's last minibatch: KL, logs
+            last = start + mb_rows == t_steps * markets  # the epoch's last minibatch
             if by_hand:  # the same gradients as autograd below, without the graph
-                mb["pg_weight"] = pg_weight[:, start:start + mb_size]
+                mb["pg_weight"] = pg_weight[:, start:start + mb_rows]
                 stats = ppo_grad.ppo_minibatch_grads(policy, mb, config, weight, stats=last,
                                                      workspace=workspace)  # overwrites .grad
                 clipped += stats["clipped"]
@@ -216,7 +238,7 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
                 stats = _ppo_losses(policy, mb, config)
                 loss_i = stats["loss"] if weight is None else stats["loss"] * weight
                 loss_i.sum().backward()  # Σ_i: each agent's gradient is its own
-                clipped += stats["clipfrac"] * mb_size
+                clipped += stats["clipfrac"] * mb_rows
             minibatches += 1
             optimizer.step(active)
         epochs_run += active.float()
@@ -232,7 +254,7 @@ def ppo_update(policy: Any, optimizer: StackedAdam, buf: RolloutBuffer, config: 
     return {"pg_loss": last["pg_loss"], "value_loss": last["v_loss"],
             "entropy": last["entropy"], "approx_kl": last["approx_kl"],
             "old_approx_kl": last["old_approx_kl"],
-            "clipfrac": float(clipped.sum()) / (policy.n_agents * minibatches * mb_size),
+            "clipfrac": float(clipped.sum()) / (policy.n_agents * minibatches * mb_rows),
             "explained_variance": float(explained_var),
             "epochs": float(epochs_run.mean()),
             "grad_norm": float(optimizer.last_grad_norm.mean())}
@@ -276,6 +298,12 @@ class PPO(Trainer):
                                      eps=config.adam_eps, max_grad_norm=config.max_grad_norm)
         model.ensemble, model.scripted = self.policy(), None
         self._workspace: dict[str, Any] = {}  # tensors the update reuses across iterations
+        self._vec = None
+        if config.n_markets > 1:  # K markets per rollout (the buffer then has K·N columns)
+            from mesa_econ.rl.vec_rollout import VecRollout
+
+            self._vec = VecRollout(self, config.n_markets)
+            self.buffer = self._vec.buffer
 
     @staticmethod
     def _make_ensemble(model: Any, existing: Any) -> Any:
@@ -292,6 +320,21 @@ class PPO(Trainer):
         return existing
 
     # ------------------------------------------------------------------ Trainer hooks
+    def collect_step(self) -> dict[str, float]:
+        """One rollout: the model's market, or K markets with ``n_markets=K`` (then
+        ``env_steps`` counts the steps of all K markets, so agent_steps = N·env_steps)."""
+        if self._vec is None:
+            return super().collect_step()
+        stats = self._vec.collect(self.ensemble)
+        self.env_steps += self.config.num_steps * self._vec.n_markets
+        return stats
+
+    def learn_step(self, iteration: int, iterations: int) -> dict[str, float]:
+        """GAE from V(s_T) (zeros at an episode's end) and one update."""
+        if self._vec is None:
+            return super().learn_step(iteration, iterations)
+        return self.update(iteration, iterations, self._vec.bootstrap())
+
     def rollout_policy(self) -> Any:
         """The ensemble itself: the trainer feeds it normalised observations."""
         return self.ensemble
