@@ -20,13 +20,12 @@ Failures: a run that raises is not retried; it is left out of the frame and reco
 swept parameters, ``error``, ``traceback``), with a ``RuntimeWarning``. If every run fails,
 ``RuntimeError`` is raised with the first failure.
 
-The ``mesa-econ sweep`` subcommand (:func:`add_parser`, in :mod:`mesa_econ.sweep_cli`)
-writes the frame as Parquet and CSV, per-run means and a summary plot.
+The ``mesa-econ sweep`` command (:mod:`mesa_econ.cli.sweep`) writes the frame as Parquet
+and CSV, per-run means and a summary plot. This module holds no command-line code.
 """
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import itertools
 import multiprocessing
@@ -41,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["BACKENDS", "add_parser", "batch_parameters", "plan_sweep", "run_seed", "run_sweep"]
+__all__ = ["BACKENDS", "batch_parameters", "plan_sweep", "run_seed", "run_sweep"]
 
 BACKENDS = ("local", "ray")
 """Where runs execute: this machine (``processes`` worker processes) or a Ray cluster."""
@@ -354,7 +353,9 @@ def _assemble(specs: list[RunSpec], results: dict[int, tuple]) -> pd.DataFrame:
         frames.append(pd.concat([head, frame], axis=1))
     if not frames:
         first = failures[0]
-        raise RuntimeError(f"all {len(specs)} runs failed; first (run_id=0, parameters "
+        which = ("the only run failed" if len(specs) == 1
+                 else f"all {len(specs)} runs failed; first")
+        raise RuntimeError(f"{which} (run_id=0, parameters "
                            f"{specs[0].swept}, seed {specs[0].seed}): {first['error']}")
     out = pd.concat(frames, ignore_index=True)
     if failures:
@@ -365,11 +366,3 @@ def _assemble(specs: list[RunSpec], results: dict[int, tuple]) -> pd.DataFrame:
                       RuntimeWarning, stacklevel=3)
     out.attrs["failures"] = failures
     return out
-
-
-# ---------------------------------------------------------------------------- CLI
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``sweep`` subcommand to ``mesa-econ`` (see :mod:`mesa_econ.sweep_cli`)."""
-    from mesa_econ.sweep_cli import add_sweep_parser
-
-    return add_sweep_parser(subparsers)

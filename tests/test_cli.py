@@ -99,3 +99,125 @@ def _help(*argv: str) -> str:
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         main([*argv, "--help"])
     return out.getvalue()
+
+
+# ------------------------------------------------------------------ one package, one way in
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("work started before --out was checked")
+
+
+# command -> (argv before --out, where its work starts)
+_COMMANDS = {
+    "demo": (["demo", "--steps", "2"], "mesa_econ.scenarios.build_model"),
+    "train": (["train", "defi_token_market", "--iterations", "1", "--n-agents", "5",
+               "--eval-seeds", "1", "--eval-steps", "2", "--no-progress"],
+              "mesa_econ.model.EconomyModel._init_from_config"),
+    "sweep": (["sweep", "--param", "n_agents=5", "--seeds", "1", "--steps", "2",
+               "--no-progress"], "mesa_econ.sweep.run_sweep"),
+    "reproduce": (["reproduce", "--quick", "--no-progress"],
+                  "mesa_econ.experiments.run_reproduction"),
+    "tune": (["tune", "defi_token_market", "--trials", "1", "--no-progress"], None),
+    "stability": (["stability", "defi_token_market", "--no-progress"],
+                  "mesa_econ.analysis.stability.run_stability"),
+    "nash": (["nash", "no/such/checkpoint", "--no-progress"], None),
+}
+
+
+@pytest.mark.parametrize("command", list(_COMMANDS))
+def test_every_command_checks_out_before_any_work(tmp_path, monkeypatch, capsys, command):
+    """An --out that cannot be a directory (its parent is a file) fails in one line, exit
+    status 2, before the command builds a model, trains or runs anything."""
+    argv, work = _COMMANDS[command]
+    if work is not None:
+        monkeypatch.setattr(work, _no_work)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main([*argv, "--out", str(blocker / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {str(blocker / 'run')!r} is invalid: not a "
+                          "writable directory")
+    assert err.count("\n") == 1
+
+
+def test_every_command_has_its_own_module_in_the_cli_package():
+    assert set(_COMMANDS) == set(_PLUGINS)
+    assert _PLUGINS == {name: f"mesa_econ.cli.{name}" for name in _COMMANDS}
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "defi_token_market", "--iterations", "0"],
+    ["train", "defi_token_market", "--iterations", "-5"],
+    ["train", "defi_token_market", "--eval-steps", "-5"],
+    ["train", "defi_token_market", "--eval-seeds", "0"],
+    ["train", "defi_token_market", "--n-agents", "-1"],
+    ["train", "defi_token_market", "--seed", "-1"],
+    ["sweep", "--steps", "-5"],
+    ["sweep", "--steps", "0"],
+    ["sweep", "--seeds", "-3"],
+    ["sweep", "--seeds", "0"],
+    ["sweep", "--processes", "0"],
+    ["sweep", "--base-seed", "-1"],
+    ["demo", "--seed", "-1"],
+])
+def test_negative_and_zero_counts_are_refused_by_the_parser(tmp_path, monkeypatch, capsys,
+                                                            argv):
+    """argparse names the option and the valid range; nothing runs, nothing is written."""
+    monkeypatch.setattr("mesa_econ.model.EconomyModel._init_from_config", _no_work)
+    monkeypatch.setattr("mesa_econ.sweep.run_sweep", _no_work)
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--out", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {argv[-2]}: " in err and "is invalid: expected" in err
+    assert not out.exists()
+
+
+def test_domain_modules_never_import_cli_code():
+    """Only the cli package (and the two deprecated shims that re-export it) may import
+    mesa_econ.cli, mesa_econ.sweep_cli or mesa_econ.rl.cli."""
+    import ast
+    from pathlib import Path
+
+    import mesa_econ
+
+    root = Path(mesa_econ.__file__).parent
+    shims = {root / "sweep_cli.py", root / "rl" / "cli.py"}
+    cli = ("mesa_econ.cli", "mesa_econ.sweep_cli", "mesa_econ.rl.cli")
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if root / "cli" in path.parents or path in shims:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names
+                          if n.startswith(cli) or n in ("cli", "sweep_cli")]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(("old", "new", "names"), [
+    ("mesa_econ.rl.cli", "mesa_econ.cli.train",
+     ["add_parser", "compare_arms", "run_training", "BASELINES"]),
+    ("mesa_econ.sweep_cli", "mesa_econ.cli.sweep",
+     ["per_run_means", "plot_summary", "write_outputs"]),
+])
+def test_old_cli_paths_still_work_with_a_deprecation_warning(monkeypatch, old, new, names):
+    import importlib
+
+    monkeypatch.delitem(sys.modules, old, raising=False)
+    with pytest.warns(DeprecationWarning, match=new):
+        module = importlib.import_module(old)
+    target = importlib.import_module(new)
+    for name in names:
+        assert getattr(module, name) is getattr(target, name)
+
+
+def test_run_demo_keeps_its_import_path(tmp_path):
+    from mesa_econ.cli import run_demo
+    from mesa_econ.cli.demo import run_demo as moved
+
+    assert run_demo is moved
+    summary = run_demo("defi_token_market", 3, 0, tmp_path / "d")
+    assert summary["steps"] == 3 and (tmp_path / "d" / "summary.json").is_file()

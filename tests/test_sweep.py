@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from mesa_econ import cli
+from mesa_econ.cli._params import parse_lists, parse_value
 from mesa_econ.model import EconomyModel
 from mesa_econ.sweep import plan_sweep, run_seed, run_sweep
-from mesa_econ.sweep_cli import parse_params, parse_value
 
 torch.set_num_threads(1)
 
@@ -159,10 +159,10 @@ def test_ray_backend_without_ray_names_the_extra(monkeypatch):
 def test_cli_values_are_parsed():
     assert [parse_value(v) for v in ["3", "0.5", "1e-3", "true", "None", "hold"]] == [
         3, 0.5, 1e-3, True, None, "hold"]
-    assert parse_params(["kappa=0.001,0.01", "policy=hold"]) == {
+    assert parse_lists(["kappa=0.001,0.01", "policy=hold"], "--param") == {
         "kappa": [0.001, 0.01], "policy": ["hold"]}
     with pytest.raises(ValueError, match="--param"):
-        parse_params(["kappa"])
+        parse_lists(["kappa"], "--param")
 
 
 def test_cli_sweep_writes_frame_summary_and_plot(tmp_path, capsys):
@@ -171,7 +171,7 @@ def test_cli_sweep_writes_frame_summary_and_plot(tmp_path, capsys):
                    "--param", "kappa=0.001,0.01", "--param", "nu=0,0.05", "--seeds", "2",
                    "--steps", "4", "--no-progress", "--out", str(out)])
     assert rc == 0
-    assert "8 runs, 0 failed" in capsys.readouterr().out
+    assert "8 runs: 8 ok, 0 failed" in capsys.readouterr().out
     parquet = pd.read_parquet(out / "sweep.parquet")
     csv = pd.read_csv(out / "sweep.csv")
     from mesa_econ.scenarios import scenario_params
@@ -196,6 +196,56 @@ def test_cli_bad_param_returns_error_code(tmp_path, capsys):
     rc = cli.main(["sweep", "--param", "kappa", "--out", str(tmp_path)])
     assert rc == 2
     assert "--param" in capsys.readouterr().err
+
+
+def test_cli_value_of_the_wrong_kind_is_one_clear_line_not_a_traceback(tmp_path, capsys):
+    out = tmp_path / "never"
+    rc = cli.main(["sweep", "--param", "kappa=abc", "--seeds", "1", "--steps", "2",
+                   "--no-progress", "--out", str(out)])
+    assert rc == 2
+    assert capsys.readouterr().err == ("error: --param kappa=abc: kappa='abc' is invalid: "
+                                       "expected a number (the default is 0.0)\n")
+    assert not out.exists()
+
+
+def test_cli_counts_every_run_once_failed_or_not(tmp_path, capsys):
+    """theta=5 fails the model's validation: 2 runs, 1 ok and 1 failed (it used to print
+    "1 runs, 1 failed"); the failure is in failures.csv and one warning line."""
+    out = tmp_path / "sweep"
+    rc = cli.main(["sweep", "--param", "n_agents=4", "--param", "theta=0.3,5", "--seeds", "1",
+                   "--steps", "2", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("2 runs: 1 ok, 1 failed; wrote ")
+    assert captured.err.startswith("warning: 1 of 2 runs failed")
+    assert captured.err.count("\n") == 1
+    failures = pd.read_csv(out / "failures.csv")
+    assert failures["theta"].tolist() == [5] and "theta=5" in failures["error"].iloc[0]
+    assert pd.read_csv(out / "summary.csv")["theta"].tolist() == [0.3]
+
+
+def test_cli_sweep_where_every_run_fails_says_so_in_one_line(tmp_path, capsys):
+    rc = cli.main(["sweep", "--param", "n_agents=4", "--param", "theta=5", "--seeds", "1",
+                   "--steps", "2", "--no-progress", "--out", str(tmp_path / "s")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the only run failed (run_id=0, parameters {'n_agents': 4, "
+                          "'theta': 5}")
+    assert "theta=5 is invalid" in err and err.count("\n") == 1
+
+
+def test_run_summary_wording():
+    from mesa_econ.cli.sweep import run_summary
+
+    assert run_summary(1, 1) == "2 runs: 1 ok, 1 failed"
+    assert run_summary(1, 0) == "1 run: 1 ok, 0 failed"
+    assert run_summary(0, 3) == "3 runs: 0 ok, 3 failed"
+
+
+def test_sweep_module_holds_no_command_line_code():
+    import mesa_econ.sweep as sweep
+
+    assert not hasattr(sweep, "add_parser") and "argparse" not in vars(sweep)
 
 
 # ---------------------------------------------------------------------------- Ray

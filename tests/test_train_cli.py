@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from mesa_econ.cli import main
+from mesa_econ.cli._params import parse_pairs
+from mesa_econ.cli.train import run_training
 from mesa_econ.model import EconomyModel
 from mesa_econ.rl import ALGORITHMS, PPO
-from mesa_econ.rl.cli import _parse_pairs
 from mesa_econ.scenarios import scenario_params
 
 torch.set_num_threads(1)
@@ -70,7 +71,8 @@ def test_same_seed_same_cli_curves(tmp_path):
     (["--set", "no_such_field=1"], "no_such_field"),
     (["--set", "clip_coef=-1"], "clip_coef"),
     (["--set", "oops"], "KEY=VALUE"),
-    (["--iterations", "0"], "iterations"),
+    (["--set", "clip_coef=abc"], "--set clip_coef=abc: clip_coef='abc' is invalid"),
+    (["--model", "no_such_keyword=1"], "--model no_such_keyword=1: no_such_keyword is invalid"),
 ])
 def test_bad_arguments_give_clear_errors(tmp_path, capsys, argv, message):
     code = main(["train", "defi_token_market", "--out", str(tmp_path), "--n-agents", "5",
@@ -94,9 +96,29 @@ def test_algorithm_registry():
 
 
 def test_parse_pairs_reads_json_values():
-    assert _parse_pairs(["a=1", "b=0.5", "c=[64, 64]", "d=none", "e=text", "f-g=true"],
-                        "--set") == {"a": 1, "b": 0.5, "c": (64, 64), "d": None,
-                                     "e": "text", "f_g": True}
+    assert parse_pairs(["a=1", "b=0.5", "c=[64, 64]", "d=none", "e=text", "f-g=true"],
+                       "--set") == {"a": 1, "b": 0.5, "c": (64, 64), "d": None,
+                                    "e": "text", "f_g": True}
+
+
+def test_train_checks_out_before_training(tmp_path, monkeypatch, capsys):
+    """An --out that cannot be written fails at once (it used to train for minutes, then
+    crash and lose the policy): no model is built."""
+    import mesa_econ.model
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a model was built before --out was checked")
+
+    monkeypatch.setattr(mesa_econ.model.EconomyModel, "_init_from_config", no_work)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["train", "defi_token_market", "--iterations", "1", "--n-agents", "5",
+                 "--eval-seeds", "1", "--eval-steps", "2", "--no-progress",
+                 "--out", str(blocker / "run")])
+    assert code == 2
+    assert "--out" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not a writable directory"):
+        run_training("defi_token_market", "ppo", 1, 0, blocker / "run", n_agents=5)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "qlearning", "noisy_ac"])

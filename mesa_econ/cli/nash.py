@@ -26,6 +26,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mesa_econ.cli._output import check_writable, write_json, write_table, write_text, wrote
+
 __all__ = ["add_parser", "run_nash", "write_outputs"]
 
 
@@ -143,27 +145,24 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     summary = result["summary"]
     (out / "agents").mkdir(parents=True, exist_ok=True)
     for agent, frame in result["returns"].groupby("agent"):
-        frame.drop(columns="agent").to_csv(out / "agents" / f"agent{agent}.csv", index=False)
-    summary["agents"].to_csv(out / "agents.csv", index=False)
-    result["responses"].to_csv(out / "responses.csv", index=False)
+        write_table(frame.drop(columns="agent"), out / "agents" / f"agent{agent}.csv")
+    write_table(summary["agents"], out / "agents.csv")
+    write_table(result["responses"], out / "responses.csv")
     if result["gradient"] is not None:
-        result["gradient"].to_csv(out / "gradient.csv", index=False)
+        write_table(result["gradient"], out / "gradient.csv")
     blob = {"setup": result["setup"], "epsilon": summary["epsilon"],
             "nash_conv": summary["nash_conv"], "nash_conv_all": summary["nash_conv_all"],
             "agents": summary["agents"].to_dict(orient="records"),
             "responses": result["responses"].to_dict(orient="records"),
             "gradient": None if result["gradient"] is None
             else result["gradient"].to_dict(orient="records")}
-    (out / "summary.json").write_text(json.dumps(_clean(blob), indent=2, allow_nan=False))
-    (out / "summary.md").write_text(_markdown(result))
+    write_json(out / "summary.json", _clean(blob), default=None, allow_nan=False)
+    write_text(out / "summary.md", _markdown(result))
 
 
 def run_nash(args: argparse.Namespace) -> dict[str, Any]:
     """Check the output directory, load the profile, run the analysis, write the files."""
-    from mesa_econ.cli.reproduce import check_writable
-
-    out = Path(args.out)
-    check_writable(out)
+    out = check_writable(args.out)
     for name in ("budget_minutes", "br_seeds", "eval_seeds"):
         value = getattr(args, name)
         if value is not None and not value > 0:
@@ -188,8 +187,8 @@ def _command(args: argparse.Namespace) -> int:
     print(f"epsilon (max gain, agent {s['epsilon']['agent']}): {_ci(s['epsilon'])}")
     print(f"NashConv (tested agents): {_ci(s['nash_conv'])}")
     print("a learned best response gives a lower bound on each gain")
-    print(f"wrote {args.out}/summary.md, summary.json, agents.csv, agents/, gradient.csv, "
-          "responses.csv, best_responses/")
+    print(wrote(args.out, ["summary.md", "summary.json", "agents.csv", "agents/",
+                           "gradient.csv", "responses.csv", "best_responses/"]))
     return 0
 
 

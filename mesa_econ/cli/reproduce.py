@@ -25,19 +25,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from mesa_econ.cli._output import check_writable, write_json, write_table, write_text, wrote
+from mesa_econ.cli._params import int_at_least
+
 __all__ = ["add_parser", "check_writable", "reproduce"]
-
-
-def check_writable(out: Path) -> None:
-    """Create ``out`` and check a file can be written there, before any work starts."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_check"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ValueError(f"--out {str(out)!r} is invalid: not a writable directory ({exc})") \
-            from None
 
 
 def _provenance(plan: Any) -> dict[str, Any]:
@@ -184,9 +175,9 @@ def write_outputs(result: dict[str, Any], plan: Any, out: Path, mode: str,
     from mesa_econ.cli.reproduce_figures import write_figures
 
     runs = result["runs"]
-    runs.to_csv(out / "runs.csv", index=False)
+    write_table(runs, out / "runs.csv")
     if not result["training"].empty:
-        result["training"].to_csv(out / "training.csv", index=False)
+        write_table(result["training"], out / "training.csv")
     summaries, arm_tables, share_tables = [], {}, []
     for claim in ex.CLAIMS:
         if claim.key not in set(runs.claim):
@@ -199,7 +190,7 @@ def write_outputs(result: dict[str, Any], plan: Any, out: Path, mode: str,
     import pandas as pd
 
     shares = pd.concat(share_tables, ignore_index=True)
-    shares.to_csv(out / "reward_shares.csv", index=False)
+    write_table(shares, out / "reward_shares.csv")
     results = {"mode": mode, "seconds": result["seconds"], "plan": {
                    "train_seeds": plan.train_seeds, "eval_seeds": result["eval_seeds"],
                    "iterations": plan.iterations, "ppo": plan.ppo,
@@ -207,7 +198,7 @@ def write_outputs(result: dict[str, Any], plan: Any, out: Path, mode: str,
                "provenance": provenance or _provenance(plan), "claims": summaries,
                "arms": {f"{k[0]}/{k[1]}": t.to_dict(orient="records")
                         for k, t in arm_tables.items()}}
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    write_json(out / "results.json", results, default=float)
     lines = ["# Reproduction of the paper's §9 results", "",
              f"Mode `{mode}`: {plan.train_seeds} training seeds, {len(result['eval_seeds'])} "
              f"held-out evaluation seeds, PPO iterations {plan.iterations}; "
@@ -229,7 +220,7 @@ def write_outputs(result: dict[str, Any], plan: Any, out: Path, mode: str,
             if s["claim"] == claim.key:
                 sub = shares[(shares.claim == claim.key) & (shares["mark"] == s["mark"])]
                 lines += _claim_paragraph(claim, s, arm_tables[(claim.key, s["mark"])], sub)
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "report.md", "\n".join(lines) + "\n")
     if figures:
         write_figures(result, out / "figures")
     return results
@@ -249,6 +240,7 @@ def rewrite_report(out: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ValueError(f"--out {str(out)!r} is invalid: not a finished reproduction "
                          f"({exc})") from None
+    check_writable(out)
     training = (pd.read_csv(out / "training.csv") if (out / "training.csv").exists()
                 else pd.DataFrame())
     p = old["plan"]
@@ -294,8 +286,8 @@ def _command(args: argparse.Namespace) -> int:
         paper, measured, ci = _measured_text(s)
         print(f"{s['claim']:22s} {s['mark']:12s} paper: {paper:26s} measured: {measured} "
               f"{ci} -> {'holds' if s['holds'] else 'does not hold'}")
-    print(f"wrote {args.out}/report.md, results.json, runs.csv, training.csv, "
-          "reward_shares.csv, figures/, checkpoints/")
+    print(wrote(args.out, ["report.md", "results.json", "runs.csv", "training.csv",
+                           "reward_shares.csv", "figures/", "checkpoints/"]))
     return 0
 
 
@@ -308,7 +300,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=describe(__doc__))
     parser.add_argument("--quick", action="store_true",
                         help="a smaller run (2 training seeds, short training; minutes)")
-    parser.add_argument("--seeds", type=int, default=None,
+    parser.add_argument("--seeds", type=int_at_least(1), default=None,
                         help="training seeds (default 5; 2 with --quick; >= 5 for a full run)")
     parser.add_argument("--out", default="results/reproduce", help="output directory")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

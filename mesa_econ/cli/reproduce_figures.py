@@ -8,16 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from mesa_econ.cli._output import pyplot, save_figure
+
 __all__ = ["write_figures"]
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _band(ax: Any, series: np.ndarray, label: str) -> None:
@@ -29,7 +22,7 @@ def _band(ax: Any, series: np.ndarray, label: str) -> None:
 
 
 def _price_paths(result: dict[str, Any], out: Path, claims: list[str], marks: list[str]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(claims), len(marks), figsize=(6 * len(marks), 3.6 * len(claims)),
                              squeeze=False)
     for r, claim in enumerate(claims):
@@ -41,14 +34,13 @@ def _price_paths(result: dict[str, Any], out: Path, claims: list[str], marks: li
             ax.set(title=f"{claim} ({mark} mark)", xlabel="step", ylabel="quoted price")
             ax.legend(fontsize="x-small")
     fig.tight_layout()
-    fig.savefig(out / "price_paths.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "price_paths.png", dpi=90)
 
 
 def _bars(result: dict[str, Any], out: Path, claims: list[str], metric: str,
           name: str) -> None:
     runs = result["runs"]
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(claims), figsize=(6 * len(claims), 4), squeeze=False)
     for ax, claim in zip(axes[0], claims, strict=True):
         sub = runs[runs.claim == claim]
@@ -60,12 +52,11 @@ def _bars(result: dict[str, Any], out: Path, claims: list[str], metric: str,
         ax.set_yticks(range(len(stats)), labels, fontsize="x-small")
         ax.set(title=f"{claim}: {metric} (mean ± 1.96 s.e. over training seeds)", xlabel=metric)
     fig.tight_layout()
-    fig.savefig(out / name, dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / name, dpi=90)
 
 
 def _utilisation(result: dict[str, Any], out: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), squeeze=False)
     for ax, mark in zip(axes[0], ("liquidation", "quote"), strict=True):
         for (k, m, arm), path in result["paths"].items():
@@ -76,8 +67,7 @@ def _utilisation(result: dict[str, Any], out: Path) -> None:
                ylabel="U", ylim=(0, 1.05))
         ax.legend(fontsize="x-small")
     fig.tight_layout()
-    fig.savefig(out / "utilisation.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "utilisation.png", dpi=90)
 
 
 def _shock(result: dict[str, Any], out: Path) -> None:
@@ -86,7 +76,7 @@ def _shock(result: dict[str, Any], out: Path) -> None:
 
     step = scenario_params("shock_recovery")["shock_step"]
     runs = result["runs"]
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), squeeze=False)
     for ax, mark in zip(axes[0], ("liquidation", "quote"), strict=True):
         for (k, m, arm), path in result["paths"].items():
@@ -103,8 +93,7 @@ def _shock(result: dict[str, Any], out: Path) -> None:
                ylabel="quoted price")
         ax.legend(fontsize="x-small")
     fig.tight_layout()
-    fig.savefig(out / "shock.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "shock.png", dpi=90)
 
 
 def _training(result: dict[str, Any], out: Path) -> None:
@@ -112,7 +101,7 @@ def _training(result: dict[str, Any], out: Path) -> None:
     if log.empty:
         return
     groups = list(log.groupby(["claim", "mark"], sort=False))
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
     for ax, ((claim, mark), sub) in zip(axes[0], groups, strict=True):
         for arm, frame in sub.groupby("arm", sort=False):
@@ -121,8 +110,7 @@ def _training(result: dict[str, Any], out: Path) -> None:
         ax.set(title=f"{claim} ({mark})", xlabel="iteration", ylabel="mean reward per step")
         ax.legend(fontsize="x-small")
     fig.tight_layout()
-    fig.savefig(out / "training.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "training.png", dpi=90)
 
 
 def write_figures(result: dict[str, Any], out: Path) -> list[Path]:

@@ -15,9 +15,17 @@ with them off, on the same seeds) and writes into ``--out``:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from mesa_econ.cli._output import (
+    check_writable,
+    pyplot,
+    save_figure,
+    write_json,
+    write_table,
+    wrote,
+)
 
 __all__ = ["add_parser", "notes", "stability"]
 
@@ -27,10 +35,7 @@ def stability(scenario: str, out: Path, *, policy: str = "random", seeds: int = 
               perturb_step: int | None = None, epsilon: float = 0.1, n_bins: int = 10,
               progress: bool = True) -> dict[str, Any]:
     """What ``mesa-econ stability`` does; returns the summary.json dictionary."""
-    from mesa_econ.cli.reproduce import check_writable
-
-    out = Path(out)
-    check_writable(out)
+    out = check_writable(out)
     from mesa_econ.analysis.stability import run_stability
 
     result = run_stability(scenario, policy=policy, seeds=seeds, steps=steps,
@@ -38,9 +43,9 @@ def stability(scenario: str, out: Path, *, policy: str = "random", seeds: int = 
                            epsilon=epsilon, n_bins=n_bins, progress=progress)
     summary = result.summary()
     summary["notes"] = notes(summary)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    result.drift_frame().to_csv(out / "drift.csv", index=False)
-    _paths_frame(result).to_csv(out / "v_paths.csv", index=False)
+    write_json(out / "summary.json", summary, default=None)
+    write_table(result.drift_frame(), out / "drift.csv")
+    write_table(_paths_frame(result), out / "v_paths.csv")
     _plot_v(result, out / "v_t.png")
     _plot_drift(result, out / "drift.png")
     return summary
@@ -111,10 +116,7 @@ def _paths_frame(result: Any) -> Any:
 
 
 def _plot_v(result: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -140,15 +142,11 @@ def _plot_v(result: Any, path: Path) -> None:
                 title="twin runs, same noise")
     axes[2].legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_drift(result: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tables = [(result.on, "curve"), (result.on, "fixed"), (result.off, "curve")]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -166,8 +164,7 @@ def _plot_drift(result: Any, path: Path) -> None:
         ax.set(xscale="log", xlabel="V (bin mean)", ylabel="E[ΔV | V] (95% CI)",
                title=f"{arm.name}, P* = {star}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -177,7 +174,8 @@ def _command(args: argparse.Namespace) -> int:
                         n_bins=args.bins, progress=not args.no_progress)
     for line in summary["notes"]:
         print(line)
-    print(f"wrote {args.out}/summary.json, drift.csv, v_paths.csv, v_t.png, drift.png")
+    print(wrote(args.out, ["summary.json", "drift.csv", "v_paths.csv", "v_t.png",
+                           "drift.png"]))
     return 0
 
 

@@ -18,38 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from mesa_econ.cli._output import check_writable, write_json, write_table, wrote
+from mesa_econ.cli._params import parse_interval, parse_pairs, signature_defaults
+
 __all__ = ["add_parser", "format_best", "run_tune"]
-
-
-def _parse_bounds(pairs: list[str]) -> dict[str, tuple[float, float]]:
-    out = {}
-    for pair in pairs:
-        name, _, text = pair.partition("=")
-        low, sep, high = text.partition(":")
-        try:
-            if not (name and sep):
-                raise ValueError
-            out[name.strip()] = (float(low), float(high))
-        except ValueError:
-            raise ValueError(f"--bound {pair!r} is invalid: expected NAME=LOW:HIGH, e.g. "
-                             "k=1e-5:1e-3") from None
-    return out
-
-
-def _parse_fixed(pairs: list[str]) -> dict[str, float]:
-    out = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        try:
-            if not (name and sep):
-                raise ValueError
-            out[name.strip()] = float(text)
-        except ValueError:
-            raise ValueError(f"--fix {pair!r} is invalid: expected NAME=VALUE") from None
-    return out
 
 
 def run_tune(scenario: str, trials: int, out: Path, *, storage: str | None = None,
@@ -59,10 +35,7 @@ def run_tune(scenario: str, trials: int, out: Path, *, storage: str | None = Non
     ``options`` go to :func:`mesa_econ.analysis.tuning.tune`; ``storage`` defaults to
     ``sqlite:///OUT/study.db``.
     """
-    from mesa_econ.cli.reproduce import check_writable
-
-    out = Path(out)
-    check_writable(out)
+    out = check_writable(out)
     import optuna
 
     from mesa_econ.analysis.tuning import tune
@@ -71,9 +44,9 @@ def run_tune(scenario: str, trials: int, out: Path, *, storage: str | None = Non
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     result = tune(scenario, trials, storage=storage, progress=progress, **options)
-    result.table.to_csv(out / "trials.csv", index=False)
+    write_table(result.table, out / "trials.csv")
     summary = {**result.summary, "figures": write_figures(result.table, result.summary, out)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_json(out / "summary.json", summary)
     return summary
 
 
@@ -114,11 +87,30 @@ def format_best(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _finite(text: str) -> float:
+    """A ``--fix`` value: a finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is invalid: expected a finite number")
+    return value
+
+
+def _model_defaults() -> dict[str, Any]:
+    from mesa_econ.model import EconomyModel
+
+    return signature_defaults(EconomyModel.__init__)
+
+
 def _command(args: argparse.Namespace) -> int:
     import sys
 
-    from mesa_econ.rl.cli import _parse_pairs
-
+    bounds = parse_pairs(args.bound, "--bound", convert=parse_interval,
+                         expected="NAME=LOW:HIGH, e.g. k=1e-5:1e-3")
+    fixed = parse_pairs(args.fix, "--fix", convert=_finite, expected="NAME=VALUE")
+    overrides = parse_pairs(args.model, "--model", defaults=_model_defaults())
     try:
         summary = run_tune(
             args.scenario, args.trials, Path(args.out), storage=args.storage,
@@ -127,8 +119,7 @@ def _command(args: argparse.Namespace) -> int:
             objectives=args.objective or ["volatility"], constraints=args.constraint,
             curve=args.curve or None, sampler=args.sampler, sampler_seed=args.sampler_seed,
             anchor=not args.no_anchor, per_asset=args.per_asset,
-            bounds=_parse_bounds(args.bound), fixed=_parse_fixed(args.fix),
-            overrides=_parse_pairs(args.model, "--model"),
+            bounds=bounds, fixed=fixed, overrides=overrides,
             slippage_trade=args.slippage_trade)
     except KeyboardInterrupt:
         where = args.storage or f"{args.out}/study.db"
@@ -136,7 +127,7 @@ def _command(args: argparse.Namespace) -> int:
               "command again to resume", file=sys.stderr)
         return 130
     print("\n".join(format_best(summary)))
-    print(f"wrote {args.out}/summary.json, trials.csv, {', '.join(summary['figures'])}")
+    print(wrote(args.out, ["summary.json", "trials.csv", *summary["figures"]]))
     return 0
 
 
