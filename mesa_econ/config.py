@@ -10,16 +10,37 @@ asset) or a sequence of length ``n_assets``; :meth:`MarketConfig.per_asset` broa
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from mesa_econ._validation import (
+    check_bool,
+    check_choice,
+    check_indices,
+    check_int,
+    check_mapping,
+    check_number,
+    check_per_asset,
+    check_positive_ints,
+    check_real,
+    fail,
+)
+
+__all__ = [  # the validators are re-exported: their home is mesa_econ._validation
+    "CURVE_KINDS", "GRAPH_KINDS", "GRAPH_PARAMS", "MarketConfig", "ModelConfig",
+    "PolicyConfig", "RewardConfig", "check_choice", "check_int", "check_number",
+    "check_real", "field_names",
+]
+
 CURVE_KINDS = ("linear", "logarithmic", "exponential", "sigmoid", "power")
 GRAPH_KINDS = ("complete", "watts_strogatz", "erdos_renyi", "barabasi_albert", "empty")
+GRAPH_PARAMS: dict[str, dict[str, int | float]] = {
+    "complete": {}, "empty": {}, "watts_strogatz": {"k": 4, "p": 0.1},
+    "erdos_renyi": {"p": 0.1}, "barabasi_albert": {"m": 2}}
+"""Each graph kind's generator parameters and their defaults (a user graph takes none)."""
 SETTLEMENTS = ("curve", "spot")
 COOPERATIVE_SCOPES = ("all", "neighbours")
 PROFIT_MARKS = ("liquidation", "quote")
@@ -27,77 +48,29 @@ STABILITY_KINDS = ("shared", "attributed")
 
 PerAsset = float | Sequence[float]
 
-
-def _fail(field_name: str, value: Any, valid: str) -> None:
-    raise ValueError(f"{field_name}={value!r} is invalid: expected {valid}")
-
-
-def check_real(field_name: str, value: Any, low: float = -math.inf, high: float = math.inf,
-               *, low_open: bool = False, high_open: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` (scalar or array) is finite and within range.
-
-    Args:
-        field_name: name used in the error message.
-        value: scalar or array-like of reals.
-        low, high: bounds of the valid interval.
-        low_open, high_open: exclude the bound itself.
-    """
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        _fail(field_name, value, "a real number")
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
-    valid = f"a finite real in {lo}{low}, {high}{hi}"
-    if not np.all(np.isfinite(arr)):
-        _fail(field_name, value, valid)
-    too_low = np.any(arr <= low) if low_open else np.any(arr < low)
-    too_high = np.any(arr >= high) if high_open else np.any(arr > high)
-    if too_low or too_high:
-        _fail(field_name, value, valid)
+_PER_ASSET_BOUNDS = (("kappa", 0.0), ("lam", 0.0), ("theta", 0.0), ("sigma0", 0.0),
+                     ("sigma1", 0.0), ("sigma_eta", 0.0), ("factor_std", 0.0),
+                     ("zeta", -np.inf), ("factor_mean", -np.inf), ("psi", -np.inf),
+                     ("yield_rate", 0.0), ("congestion_fee", 0.0))
+_SCALAR_BOUNDS = (("nu", 0.0, False), ("dt", 0.0, True), ("income", 0.0, False),
+                  ("initial_capital", 0.0, True), ("initial_holdings", 0.0, False),
+                  ("trade_scale", 0.0, True), ("price_floor", 0.0, True),
+                  ("shock_size", -np.inf, False))
 
 
-def _check_per_asset(name: str, value: PerAsset, n_assets: int) -> None:
-    if np.ndim(value) > 1 or (np.ndim(value) == 1 and len(value) != n_assets):
-        _fail(name, value, f"a scalar or a sequence of length n_assets={n_assets}")
-
-
-def check_int(field_name: str, value: Any, low: int | None = None,
-              high: int | None = None) -> int:
-    """Raise ``ValueError`` unless ``value`` is an integer (not a bool) in [low, high].
-
-    Returns:
-        ``value`` as a Python int.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        _fail(field_name, value, "an integer" if low is None else f"an integer >= {low}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        valid = (f"an integer >= {low}" if high is None
-                 else f"an integer in [{low if low is not None else '-inf'}, {high}]")
-        _fail(field_name, value, valid)
-    return int(value)
-
-
-def check_number(field_name: str, value: Any, low: float = -math.inf,
-                 high: float = math.inf, *, low_open: bool = False,
-                 high_open: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is one finite real (not a bool, not an array)
-    within the interval; the scalar counterpart of :func:`check_real`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value):
-        ok = False
-    else:
-        ok = (value > low if low_open else value >= low) \
-            and (value < high if high_open else value <= high)
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        _fail(field_name, value, f"a finite real in {lo}{low}, {high}{hi}")
-
-
-def check_choice(field_name: str, value: Any, choices: Sequence[str]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        _fail(field_name, value, f"one of {list(choices)}")
+def _check_graph_params(graph: Any, params: Any, n: int) -> dict[str, Any]:
+    """``graph_params`` as a dict: only the kind's own keys (none for the complete, the
+    empty or a user graph), ``k`` and ``m`` integers below n_agents, ``p`` a probability."""
+    keys = GRAPH_PARAMS.get(graph, {}) if isinstance(graph, str) else {}
+    params = check_mapping("graph_params", params, keys)
+    settings = {**keys, **params}
+    if "k" in settings:  # watts_strogatz: k nearest neighbours in the ring
+        check_int("graph_params k", settings["k"], 1, n - 1)
+    if "m" in settings:  # barabasi_albert: edges from each new node
+        check_int("graph_params m", settings["m"], 1, n - 1)
+    if "p" in settings:
+        check_number("graph_params p", settings["p"], 0.0, 1.0)
+    return params
 
 
 @dataclass(frozen=True)
@@ -189,61 +162,50 @@ class MarketConfig:
 
     def __post_init__(self) -> None:
         check_int("n_agents", self.n_agents, 1)
-        check_int("n_assets", self.n_assets, 1)
+        m = check_int("n_assets", self.n_assets, 1)
         check_choice("curve", self.curve, CURVE_KINDS)
-        if not isinstance(self.graph, str):
-            if not hasattr(self.graph, "number_of_nodes"):
-                _fail("graph", self.graph, f"one of {list(GRAPH_KINDS)} or a networkx graph")
-            if self.graph.number_of_nodes() != self.n_agents:
-                _fail("graph", f"<graph with {self.graph.number_of_nodes()} nodes>",
-                      f"a networkx graph with n_agents={self.n_agents} nodes")
-        else:
+        curve_params = check_mapping("curve_params", self.curve_params)
+        for name, value in curve_params.items():  # bounds: the curve's (curves.make_curve)
+            check_per_asset(f"curve_params {name}", value, m)
+        object.__setattr__(self, "curve_params", curve_params)
+        if isinstance(self.graph, str):
             check_choice("graph", self.graph, GRAPH_KINDS)
-        check_real("nu", self.nu, 0.0)
+        elif not hasattr(self.graph, "number_of_nodes"):
+            fail("graph", self.graph, f"one of {list(GRAPH_KINDS)} or a networkx graph")
+        elif self.graph.number_of_nodes() != self.n_agents:
+            fail("graph", f"<graph with {self.graph.number_of_nodes()} nodes>",
+                 f"a networkx graph with n_agents={self.n_agents} nodes")
+        object.__setattr__(self, "graph_params",
+                           _check_graph_params(self.graph, self.graph_params, self.n_agents))
+        for name, low, low_open in _SCALAR_BOUNDS:
+            check_number(name, getattr(self, name), low, low_open=low_open)
+        for name, low in _PER_ASSET_BOUNDS:
+            check_per_asset(name, getattr(self, name), m, low)
         if self.peer_cap is not None:
             check_number("peer_cap", self.peer_cap, 0.0, low_open=True)
-        m = self.n_assets
-        for name, low in (("kappa", 0.0), ("lam", 0.0), ("sigma0", 0.0), ("sigma1", 0.0),
-                          ("sigma_eta", 0.0), ("factor_std", 0.0)):
-            _check_per_asset(name, getattr(self, name), m)
-            check_real(name, getattr(self, name), low)
-        for name in ("zeta", "factor_mean", "psi"):
-            _check_per_asset(name, getattr(self, name), m)
-            check_real(name, getattr(self, name))
-        check_real("dt", self.dt, 0.0, low_open=True)
-        _check_per_asset("theta", self.theta, m)
-        check_real("theta", self.theta, 0.0)
-        theta_dt = np.asarray(self.theta, dtype=float) * self.dt
-        if np.any(theta_dt >= 2.0):
-            _fail("theta", self.theta, f"theta*dt in [0, 2) for a stable Euler step (dt={self.dt})")
-        check_real("income", self.income, 0.0)
+        if np.any(self.per_asset("theta") * self.dt >= 2.0):
+            fail("theta", self.theta, f"theta*dt in [0, 2) for a stable Euler step (dt={self.dt})")
         check_choice("settlement", self.settlement, SETTLEMENTS)
-        check_real("initial_capital", self.initial_capital, 0.0, low_open=True)
-        check_real("initial_holdings", self.initial_holdings, 0.0)
-        check_real("trade_scale", self.trade_scale, 0.0, low_open=True)
-        check_real("price_floor", self.price_floor, 0.0, low_open=True)
         if self.shock_step is not None:
             check_int("shock_step", self.shock_step, 0)
-        check_real("shock_size", self.shock_size)
-        check_real("shock_decay", self.shock_decay, 0.0, 1.0, high_open=True)
+        check_number("shock_decay", self.shock_decay, 0.0, 1.0, high_open=True)
         if self.shock_assets is not None:
-            bad = [j for j in self.shock_assets if not 0 <= int(j) < m]
-            if bad:
-                _fail("shock_assets", self.shock_assets, f"asset indices in [0, {m - 1}]")
-        _check_per_asset("yield_rate", self.yield_rate, m)
-        check_real("yield_rate", self.yield_rate, 0.0)
-        check_real("fee", self.fee, 0.0, 1.0, high_open=True)
+            object.__setattr__(self, "shock_assets",
+                               check_indices("shock_assets", self.shock_assets, m))
+        check_number("fee", self.fee, 0.0, 1.0, high_open=True)
         if self.capacity is not None:
-            _check_per_asset("capacity", self.capacity, m)
-            check_real("capacity", self.capacity, 0.0, low_open=True)
-        _check_per_asset("congestion_fee", self.congestion_fee, m)
-        check_real("congestion_fee", self.congestion_fee, 0.0)
-        if np.any(np.asarray(self.congestion_fee) > 0) and self.capacity is None:
-            _fail("congestion_fee", self.congestion_fee, "0 when capacity is None (set a "
-                  "capacity for the fee to apply above)")
+            check_per_asset("capacity", self.capacity, m, 0.0, low_open=True)
+        if np.any(self.per_asset("congestion_fee") > 0) and self.capacity is None:
+            fail("congestion_fee", self.congestion_fee, "0 when capacity is None (set a "
+                 "capacity for the fee to apply above)")
         check_int("horizon", self.horizon, 1)
         if self.population_seed is not None:
             check_int("population_seed", self.population_seed, 0)
+
+    def graph_settings(self) -> dict[str, Any]:
+        """The graph generator's parameters: ``graph_params`` over the kind's defaults."""
+        defaults = GRAPH_PARAMS.get(self.graph, {}) if isinstance(self.graph, str) else {}
+        return {**defaults, **self.graph_params}
 
     def per_asset(self, name: str) -> np.ndarray:
         """The named per-asset parameter broadcast to a float array of shape (M,)."""
@@ -276,11 +238,9 @@ class RewardConfig:
     ω Σ_j (|ΔP_j| − |ΔP_j without agent i's executed trade|), noise unattributed."""
 
     def __post_init__(self) -> None:
-        check_real("profit_weight", self.profit_weight, 0.0)
-        check_real("omega", self.omega, 0.0)
-        check_real("rho", self.rho, 0.0)
+        for name in ("profit_weight", "omega", "rho", "use_value"):
+            check_number(name, getattr(self, name), 0.0)
         check_choice("cooperative_scope", self.cooperative_scope, COOPERATIVE_SCOPES)
-        check_real("use_value", self.use_value, 0.0)
         check_choice("profit_mark", self.profit_mark, PROFIT_MARKS)
         check_choice("stability", self.stability, STABILITY_KINDS)
 
@@ -306,16 +266,14 @@ class PolicyConfig:
     """Gain of the mean-reversion baseline: order = -gain * (P - f(S)) / f(S)."""
 
     def __post_init__(self) -> None:
-        if not (self.kind in POLICY_KINDS or (isinstance(self.kind, str)
-                                              and self.kind.startswith("checkpoint:"))):
-            _fail("policy", self.kind, f"one of {list(POLICY_KINDS)} or 'checkpoint:PATH'")
-        if len(self.hidden) == 0 or any(isinstance(h, bool) or int(h) != h or h < 1
-                                        for h in self.hidden):
-            _fail("hidden", self.hidden, "a non-empty tuple of positive integers")
+        if not isinstance(self.kind, str) or not (self.kind in POLICY_KINDS
+                                                  or self.kind.startswith("checkpoint:")):
+            fail("policy", self.kind, f"one of {list(POLICY_KINDS)} or 'checkpoint:PATH'")
+        object.__setattr__(self, "hidden", check_positive_ints("hidden", self.hidden))
         if self.n_groups is not None:
             check_int("n_groups", self.n_groups, 1)
-        check_real("random_scale", self.random_scale, 0.0)
-        check_real("reversion_strength", self.reversion_strength, 0.0)
+        check_number("random_scale", self.random_scale, 0.0)
+        check_number("reversion_strength", self.reversion_strength, 0.0)
 
 
 @dataclass(frozen=True)
@@ -333,8 +291,14 @@ class ModelConfig:
     """torch.set_num_threads for this process (None: leave torch's setting alone)."""
 
     def __post_init__(self) -> None:
+        for name, cls in (("market", MarketConfig), ("rewards", RewardConfig),
+                          ("policy", PolicyConfig)):
+            if not isinstance(getattr(self, name), cls):
+                fail(name, getattr(self, name), f"a {cls.__name__}")
         if self.policy.n_groups is not None and self.policy.n_groups > self.market.n_agents:
-            _fail("n_groups", self.policy.n_groups, f"at most n_agents={self.market.n_agents}")
+            fail("n_groups", self.policy.n_groups, f"at most n_agents={self.market.n_agents}")
+        object.__setattr__(self, "collect_agents",
+                           check_bool("collect_agents", self.collect_agents))
         if self.torch_threads is not None:
             check_int("torch_threads", self.torch_threads, 1)
         check_int("collect_every", self.collect_every, 0)

@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mesa_econ.config import check_real
+from mesa_econ._validation import (
+    check_int,
+    check_nonnegative,
+    check_real,
+    check_shape,
+    fail,
+    real_array,
+)
 
 __all__ = [
     "drift",
@@ -53,29 +60,14 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def _array(name: str, value: npt.ArrayLike, ndims: tuple[int, ...]) -> FloatArray:
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a real array, got {value!r}") from exc
-    if arr.ndim not in ndims:
-        dims = " or ".join(f"{d}-D" for d in ndims)
-        raise ValueError(f"{name} must be {dims}, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return arr
+    return real_array(name, value, ndims, nonempty=True)
 
 
-def _nonnegative(name: str, arr: FloatArray) -> None:
-    if (arr < 0).any():
-        raise ValueError(f"{name} must be >= 0 everywhere, got min {arr.min()!r}")
+_nonnegative = check_nonnegative
 
 
 def _int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= {low}")
-    return int(value)
+    return check_int(name, value, low)
 
 
 def _series(name: str, prices: npt.ArrayLike) -> FloatArray:
@@ -87,9 +79,9 @@ def _positive_series(name: str, value: npt.ArrayLike, min_steps: int) -> FloatAr
     """A series (T,) or (T, M) with T >= min_steps and every entry > 0."""
     arr = _series(name, value)
     if arr.shape[0] < min_steps:
-        raise ValueError(f"{name} needs at least {min_steps} steps, got shape {arr.shape}")
+        fail(name, arr, f"a series of at least {min_steps} steps, got shape {arr.shape}")
     if (arr <= 0).any():
-        raise ValueError(f"{name} must be > 0 everywhere, got min {arr.min()!r}")
+        fail(name, arr, f"every entry > 0, got min {float(arr.min())!r}")
     return arr
 
 
@@ -189,8 +181,7 @@ def hhi(holdings: npt.ArrayLike, supply: npt.ArrayLike | None = None) -> FloatAr
         s = h.sum(axis=0)
     else:
         s = _array("supply", supply, (1,))
-        if s.shape != (h.shape[1],):
-            raise ValueError(f"supply has shape {s.shape}; expected ({h.shape[1]},)")
+        check_shape("supply", s, (h.shape[1],), "M from holdings")
         _nonnegative("supply", s)
     return _hhi_kernel(h, s)
 
@@ -379,8 +370,7 @@ def reserve_coverage(reserve: npt.ArrayLike, curve_reserve: npt.ArrayLike) -> Fl
     """
     r = _array("reserve", reserve, (1,))
     c = _array("curve_reserve", curve_reserve, (1,))
-    if c.shape != r.shape:
-        raise ValueError(f"curve_reserve has shape {c.shape}; expected {r.shape}")
+    check_shape("curve_reserve", c, r.shape, "the shape of reserve")
     _nonnegative("reserve", r)
     _nonnegative("curve_reserve", c)
     out = np.ones_like(r)
@@ -437,8 +427,8 @@ def recovery_time(
 
 def _per_asset(name: str, value: float | npt.ArrayLike, m: int) -> FloatArray:
     arr = _array(name, value, (0, 1))
-    if arr.ndim == 1 and arr.shape != (m,):
-        raise ValueError(f"{name} has shape {arr.shape}; expected a scalar or ({m},)")
+    if arr.ndim == 1:
+        check_shape(name, arr, (m,), "a scalar or one value per asset")
     return arr
 
 
@@ -505,8 +495,7 @@ def shock_recovery(
     """
     p = _series("prices", prices)
     curve = _array("curve_prices", curve_prices, (1, 2))
-    if curve.shape != p.shape:
-        raise ValueError(f"curve_prices has shape {curve.shape}; expected {p.shape} (prices)")
+    check_shape("curve_prices", curve, p.shape, "the shape of prices")
     reference, band = pre_shock_band(p, shock_step, window, width)
     hold = _int("hold", hold, 1)
     if shock_step + hold > p.shape[0]:
@@ -528,10 +517,8 @@ def _resources(h: npt.ArrayLike, d: npt.ArrayLike, c: npt.ArrayLike) -> list[Flo
     """Checked holdings (N, M), demand (N, M) and capacity (M,) > 0."""
     h, d = _array("holdings", h, (2,)), _array("demand", d, (2,))
     c = _array("capacity", c, (1,))
-    if d.shape != h.shape:
-        raise ValueError(f"demand has shape {d.shape}; expected {h.shape} (holdings)")
-    if c.shape != (h.shape[1],):
-        raise ValueError(f"capacity has shape {c.shape}; expected ({h.shape[1]},)")
+    check_shape("demand", d, h.shape, "the shape of holdings")
+    check_shape("capacity", c, (h.shape[1],), "M from holdings")
     _nonnegative("holdings", h)
     _nonnegative("demand", d)
     check_real("capacity", c, 0.0, low_open=True)

@@ -22,6 +22,7 @@ import torch
 from mesa.discrete_space import Network
 
 from mesa_econ import pricing, reporters
+from mesa_econ._validation import check_seed, fail, real_array
 from mesa_econ.agents import TraderAgent
 from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConfig
 from mesa_econ.curves import BondingCurve, make_curve
@@ -74,7 +75,8 @@ def _split_kwargs(kwargs: dict[str, Any]) -> ModelConfig:
 
 
 def _build_graph(cfg: MarketConfig, seed: int) -> nx.Graph:
-    n, gp = cfg.n_agents, dict(cfg.graph_params)
+    """The interaction graph (§5.3); ``graph_params`` were validated by the config."""
+    n, gp = cfg.n_agents, cfg.graph_settings()
     if not isinstance(cfg.graph, str):
         return nx.convert_node_labels_to_integers(cfg.graph)
     if cfg.graph == "complete":
@@ -82,21 +84,19 @@ def _build_graph(cfg: MarketConfig, seed: int) -> nx.Graph:
     if cfg.graph == "empty":
         return nx.empty_graph(n)
     if cfg.graph == "watts_strogatz":
-        k, p = int(gp.get("k", 4)), float(gp.get("p", 0.1))
-        if not 0 < k < n:
-            raise ValueError(f"graph_params k={k} is invalid: expected 0 < k < n_agents={n}")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"graph_params p={p} is invalid: expected a probability in [0, 1]")
-        return nx.watts_strogatz_graph(n, k, p, seed=seed)
+        return nx.watts_strogatz_graph(n, int(gp["k"]), float(gp["p"]), seed=seed)
     if cfg.graph == "erdos_renyi":
-        p = float(gp.get("p", 0.1))
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"graph_params p={p} is invalid: expected a probability in [0, 1]")
-        return nx.fast_gnp_random_graph(n, p, seed=seed)
-    m = int(gp.get("m", 2))  # barabasi_albert
-    if not 1 <= m < n:
-        raise ValueError(f"graph_params m={m} is invalid: expected 1 <= m < n_agents={n}")
-    return nx.barabasi_albert_graph(n, m, seed=seed)
+        return nx.fast_gnp_random_graph(n, float(gp["p"]), seed=seed)
+    return nx.barabasi_albert_graph(n, int(gp["m"]), seed=seed)
+
+
+def _complete_neighbours(cfg: ModelConfig) -> ModelConfig:
+    """On the complete graph every other agent is a neighbour: the cooperative scope
+    'neighbours' is then 'all' (Σ_{k≠i} r_k, in O(N) without an adjacency matrix)."""
+    if cfg.market.graph == "complete" and cfg.rewards.cooperative_scope == "neighbours":
+        rewards = dataclasses.replace(cfg.rewards, cooperative_scope="all")
+        return dataclasses.replace(cfg, rewards=rewards)
+    return cfg
 
 
 def _make_network(graph: nx.Graph, random: Any) -> Network:
@@ -161,11 +161,8 @@ class EconomyModel(mesa.Model):
                  rng: Any = None, seed: Any = None) -> None:
         kwargs = {k: v for k, v in locals().items()
                   if k not in ("self", "rng", "seed", "demand", "__class__")}
-        kwargs["curve_params"] = dict(curve_params or {})
-        kwargs["graph_params"] = dict(graph_params or {})
-        kwargs["hidden"] = tuple(hidden)
-        if shock_assets is not None:
-            kwargs["shock_assets"] = tuple(int(j) for j in np.atleast_1d(shock_assets))
+        kwargs["curve_params"] = {} if curve_params is None else curve_params
+        kwargs["graph_params"] = {} if graph_params is None else graph_params
         self._init_from_config(_split_kwargs(kwargs), rng=rng, seed=seed, demand=demand)
 
     @classmethod
@@ -180,10 +177,15 @@ class EconomyModel(mesa.Model):
 
     # ------------------------------------------------------------------ set-up
     def _init_from_config(self, cfg: ModelConfig, *, rng: Any, seed: Any, demand: Any) -> None:
-        rng = _coerce_seed("rng", rng)
-        seed = _coerce_seed("seed", seed)
+        rng = check_seed("rng", rng)
+        seed = check_seed("seed", seed)
         if rng is not None and seed is not None:
             raise ValueError(f"rng={rng!r} and seed={seed!r} are both given: pass one of them")
+        demand = _check_demand(demand, cfg.market.n_agents, cfg.market.n_assets)
+        if cfg.rewards.use_value > 0 and demand is None:
+            fail("demand", None, "a mean need or an (n_agents, n_assets) array when "
+                 "use_value > 0")
+        cfg = _complete_neighbours(cfg)
         if rng is None and seed is not None:
             rng = seed  # rng=42 equals seed=42 on every Mesa 3.x, without 3.5's warning
         super().__init__(rng=rng)
@@ -223,8 +225,6 @@ class EconomyModel(mesa.Model):
         self._curve_price = _freeze(curve_price)
         self.initial_supply = _freeze(supply.copy())  # S(0), for the supply drift
         self.demand = _make_demand(demand, n, m, population_rng)
-        if cfg.rewards.use_value > 0 and self.demand is None:
-            raise ValueError("demand=None is invalid: use_value > 0 needs a demand array (N, M)")
         self._build_space(mc, graph_seed)
         self._build_policy(cfg.policy)
         self._init_bookkeeping()
@@ -269,7 +269,7 @@ class EconomyModel(mesa.Model):
                 self.n_agents, self.obs_dim, self.n_assets, hidden=pc.hidden,
                 n_groups=pc.n_groups, generator=self.torch_generator)
         else:  # checkpoint:PATH
-            from mesa_econ.policies.checkpoint import load_ensemble
+            from mesa_econ.rl.checkpoint import load_ensemble
 
             self.ensemble = load_ensemble(pc.kind.split(":", 1)[1], model=self)
         self._pending_orders: np.ndarray | None = None
@@ -648,38 +648,25 @@ def _freeze_state(state: MarketState) -> MarketState:
     return state
 
 
-def _coerce_seed(name: str, value: Any) -> Any:
-    """Solara's text box gives a seed as a string: cast it; reject anything else odd."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text == "":
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"{name}={value!r} is invalid: expected an integer seed") from None
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError(f"{name}={value!r} is invalid: expected an integer seed")
-        return int(value)
-    return value
-
-
-def _make_demand(demand: Any, n: int, m: int, rng: np.random.Generator) -> np.ndarray | None:
-    """Needs d_ij: an (N, M) array, or a mean need from which d_ij ~ U(0, 2·mean) is drawn."""
+def _check_demand(demand: Any, n: int, m: int) -> float | np.ndarray | None:
+    """``demand`` validated: None, a finite mean need >= 0, or finite needs >= 0 of shape
+    (n_agents, n_assets) (a float array)."""
     if demand is None:
         return None
-    if np.ndim(demand) == 0:
-        mean = float(demand)
-        if not np.isfinite(mean) or mean < 0:
-            raise ValueError(f"demand={demand!r} is invalid: expected a finite mean need >= 0 "
-                             "or an array of shape (n_agents, n_assets)")
-        return rng.uniform(0.0, 2.0 * mean, size=(n, m))
-    arr = np.asarray(demand, dtype=float)
-    if arr.shape != (n, m) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"demand of shape {arr.shape} is invalid: expected finite, "
-                         f"nonnegative needs d_ij of shape (n_agents, n_assets)=({n}, {m})")
-    return arr
+    valid = f"a finite mean need >= 0 or finite needs >= 0 of shape ({n}, {m})"
+    arr = real_array("demand", demand, (0, 2), finite=False)
+    if (arr.ndim == 2 and arr.shape != (n, m)) or not np.isfinite(arr).all() \
+            or (arr < 0).any():
+        fail("demand", demand, valid)
+    return float(arr) if arr.ndim == 0 else arr.copy()
+
+
+def _make_demand(demand: float | np.ndarray | None, n: int, m: int,
+                 rng: np.random.Generator) -> np.ndarray | None:
+    """Needs d_ij: the (N, M) array, or d_ij ~ U(0, 2·mean) drawn from a mean need."""
+    if demand is None or isinstance(demand, np.ndarray):
+        return demand
+    return rng.uniform(0.0, 2.0 * demand, size=(n, m))
 
 
 def _check_finite(state: MarketState) -> None:

@@ -37,7 +37,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mesa_econ.config import RewardConfig, check_real
+from mesa_econ._validation import (
+    check_adjacency,
+    check_nonnegative,
+    check_number,
+    check_shape,
+    fail,
+    real_array,
+)
+from mesa_econ.config import RewardConfig
 from mesa_econ.metrics import used_units
 
 __all__ = [
@@ -65,20 +73,10 @@ _STEP_NAMES = (
 
 def _array(name: str, value: npt.ArrayLike, ndim: int, *, finite: bool = True) -> FloatArray:
     """``value`` as a float array of ``ndim`` dimensions, or ValueError naming it."""
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a real array, got {value!r}") from exc
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    if finite and not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return arr
+    return real_array(name, value, ndim, finite=finite)
 
 
-def _same_shape(name: str, arr: FloatArray, shape: tuple[int, ...], what: str) -> None:
-    if arr.shape != shape:
-        raise ValueError(f"{name} has shape {arr.shape}; expected {shape} ({what})")
+_same_shape = check_shape
 
 
 def _step_arrays(values: tuple[npt.ArrayLike, ...], *, finite: bool) -> tuple[FloatArray, ...]:
@@ -209,7 +207,7 @@ def stability_penalty(
     p0 = _array("price_before", price_before, 1)
     p1 = _array("price_after", price_after, 1)
     _same_shape("price_after", p1, p0.shape, "M from price_before")
-    check_real("omega", omega, 0.0)
+    check_number("omega", omega, 0.0)
     return -float(omega) * _price_moves(p0, p1)  # §4.2
 
 
@@ -236,7 +234,7 @@ def cooperative_bonus(
         Neighbours: ρ (A r)_i with A_ii = 0.
     """
     r = _array("profit", profit, 1)
-    check_real("rho", rho, 0.0)
+    check_number("rho", rho, 0.0)
     if adjacency is None:
         return float(rho) * (r.sum() - r)  # §4.3
     _check_adjacency(adjacency, r.shape[0])
@@ -245,12 +243,7 @@ def cooperative_bonus(
 
 def _check_adjacency(adjacency: Any, n: int) -> None:
     """ValueError unless ``adjacency`` is (n, n) with a zero diagonal."""
-    if getattr(adjacency, "shape", None) != (n, n):
-        raise ValueError(
-            f"adjacency has shape {getattr(adjacency, 'shape', None)}; expected ({n}, {n})"
-        )
-    if np.any(np.asarray(adjacency.diagonal()) != 0):
-        raise ValueError("adjacency must have a zero diagonal (an agent is not its neighbour)")
+    check_adjacency("adjacency", adjacency, n)
 
 
 def use_value_reward(holdings: npt.ArrayLike, demand: npt.ArrayLike, value: float) -> FloatArray:
@@ -270,9 +263,8 @@ def use_value_reward(holdings: npt.ArrayLike, demand: npt.ArrayLike, value: floa
     h = _array("holdings", holdings, 2)
     d = _array("demand", demand, 2)
     _same_shape("demand", d, h.shape, "the shape of holdings")
-    if (d < 0).any():
-        raise ValueError("demand must be >= 0 everywhere")
-    check_real("value", value, 0.0)
+    check_nonnegative("demand", d)
+    check_number("value", value, 0.0)
     return float(value) * np.minimum(h, d).sum(axis=1)  # §9 use value
 
 
@@ -355,8 +347,8 @@ def compute_rewards(
     else:
         if reserve_before is None or reserve_after is None or supply_before is None \
                 or supply_after is None:
-            raise ValueError("reserve_before, reserve_after, supply_before and supply_after "
-                             "are required when profit_mark='liquidation'")
+            fail("reserve_before", reserve_before, "the reserves and supplies before and "
+                 "after the step (all four) when profit_mark='liquidation'")
         v0 = liquidation_mark(reserve_before, supply_before)
         v1 = liquidation_mark(reserve_after, supply_after)
     profit = _profit(b0, b1, h0, h1, v0, v1)  # §4.1
@@ -388,7 +380,7 @@ def _stability_term(cfg: RewardConfig, p0: FloatArray, p1: FloatArray,
     if cfg.stability == "shared":
         return np.full(n, -cfg.omega * _price_moves(p0, p1))  # §4.2
     if price_without is None:
-        raise ValueError("price_without is required when stability='attributed' and omega > 0")
+        fail("price_without", None, "an (N, M) array when stability='attributed' and omega > 0")
     pw = _array("price_without", price_without, 2, finite=False)
     _same_shape("price_without", pw, (n, p0.shape[0]), "(N, M)")
     own = np.abs(p1 - p0).sum() - np.abs(pw - p0).sum(axis=1)  # |ΔP| − |ΔP^{−i}|
@@ -402,7 +394,8 @@ def _cooperative_term(cfg: RewardConfig, profit: FloatArray, adjacency: Any | No
     if cfg.cooperative_scope == "all":
         return cfg.rho * (profit.sum() - profit)  # §4.3
     if adjacency is None:
-        raise ValueError("adjacency is required when cooperative_scope='neighbours' and rho > 0")
+        fail("adjacency", None, "an (N, N) matrix when cooperative_scope='neighbours' and "
+             "rho > 0")
     _check_adjacency(adjacency, n)
     return cfg.rho * np.asarray(adjacency @ profit, dtype=float).reshape(n)  # §4.3
 
@@ -412,11 +405,10 @@ def _use_value_term(cfg: RewardConfig, holdings: FloatArray, demand: Any | None,
     if cfg.use_value == 0:
         return np.zeros(holdings.shape[0])
     if demand is None:
-        raise ValueError("demand is required when use_value > 0")
+        fail("demand", None, "an (N, M) array when use_value > 0")
     d = _array("demand", demand, 2, finite=False)
     _same_shape("demand", d, holdings.shape, "the shape of holdings_after")
-    if (d < 0).any():
-        raise ValueError("demand must be >= 0 everywhere")
+    check_nonnegative("demand", d)
     if capacity is None:
         return cfg.use_value * np.minimum(holdings, d).sum(axis=1)  # §9
     return cfg.use_value * used_units(holdings, d, capacity).sum(axis=1)  # §9
@@ -428,5 +420,5 @@ def _raise_not_finite(inputs: dict[str, Any], demand: Any | None) -> None:
         inputs = {**inputs, "demand": demand}
     for name, value in inputs.items():
         if not np.isfinite(np.asarray(value, dtype=float)).all():
-            raise ValueError(f"{name} must be finite (no NaN or inf)")
+            fail(name, value, "finite reals (no NaN or inf)")
     raise ValueError("rewards are not finite: check adjacency and the size of capital and prices")

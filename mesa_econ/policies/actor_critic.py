@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mesa_econ._validation import INT_MAX, check_int, check_number, check_positive_ints
+
 HIDDEN_GAIN = math.sqrt(2.0)
 """Orthogonal-init gain of hidden layers (tanh MLPs, CleanRL)."""
 ACTOR_HEAD_GAIN = 0.01
@@ -31,8 +33,8 @@ CRITIC_HEAD_GAIN = 1.0
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def is_count(value: object, low: int = 1, high: float = math.inf) -> bool:
-    """Whether ``value`` is an integer (not a bool) in ``[low, high]``."""
+def is_count(value: object, low: int = 1, high: float = INT_MAX) -> bool:
+    """Whether ``value`` is an integer (not a bool) in ``[low, high]`` (int64 at most)."""
     return (
         isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value <= high
     )
@@ -46,18 +48,11 @@ def check_architecture(
     Raises:
         ValueError: naming ``obs_dim``, ``act_dim``, ``hidden`` or ``init_log_std``.
     """
-    for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim)):
-        if not is_count(value):
-            raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1")
-    hidden = tuple(hidden)
-    if len(hidden) == 0 or not all(is_count(h) for h in hidden):
-        raise ValueError(
-            f"hidden={hidden!r} is invalid: expected a non-empty sequence of "
-            "positive integers, e.g. (64, 64)"
-        )
-    if not math.isfinite(float(init_log_std)):
-        raise ValueError(f"init_log_std={init_log_std!r} is invalid: expected a finite real")
-    return tuple(int(h) for h in hidden)
+    check_int("obs_dim", obs_dim, 1)
+    check_int("act_dim", act_dim, 1)
+    hidden = check_positive_ints("hidden", hidden)
+    check_number("init_log_std", init_log_std)
+    return hidden
 
 
 def layer_specs(

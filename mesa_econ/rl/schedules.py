@@ -11,9 +11,9 @@ A schedule maps a step count t >= 0 to a value that moves from ``start`` to ``en
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
+
+from mesa_econ._validation import check_int, check_number
 
 __all__ = ["SCHEDULE_KINDS", "Schedule"]
 
@@ -46,17 +46,12 @@ class Schedule:
             raise ValueError(f"{self.name}_schedule={self.kind!r} is invalid: expected one of "
                              f"{list(SCHEDULE_KINDS)}")
         for label, value in ((f"{self.name}_start", self.start), (f"{self.name}_end", self.end)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-                    or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{label}={value!r} is invalid: expected a finite real >= 0")
+            check_number(label, value, 0.0)
         if self.kind == "exponential" and (self.start <= 0 or self.end <= 0):
             raise ValueError(f"{self.name}_end={self.end!r} with {self.name}_start="
                              f"{self.start!r} is invalid: an exponential schedule needs both "
                              "> 0")
-        if isinstance(self.horizon, bool) or not isinstance(self.horizon, numbers.Integral) \
-                or self.horizon < 1:
-            raise ValueError(f"{self.name}_horizon={self.horizon!r} is invalid: expected an "
-                             "integer >= 1")
+        check_int(f"{self.name}_horizon", self.horizon, 1)
 
     def __call__(self, t: int) -> float:
         """The value at step ``t`` (>= 0)."""
