@@ -13,6 +13,14 @@ so the difference is the policy side. Both build their markets with ``collect_ev
 
     python benchmarks/training.py                 # N = 10, 100, 1000, table on stdout
     python benchmarks/training.py --sizes 100 --json results.json
+    python benchmarks/training.py --markets-only  # K markets per rollout against K = 1
+
+K markets per rollout (``PPOConfig(n_markets=K)``, :mod:`mesa_econ.rl.vec_rollout`) are
+timed against K = 1 in the same run at N = 50 and 100 (``--market-sizes``), K = 16
+(``--markets``); the ratios of agent-steps/s are printed for training (collect + update)
+and for the collection alone. Targets (issue 12): N = 50, K = 16: >= 4x; N = 100: >= 2x.
+The update's work grows with the samples (K·T per agent per iteration), so the training
+ratio is bounded by (collect + update) / update of K = 1 however fast the markets step.
 
 Run with one intra-op thread (set below); OMP_WAIT_POLICY=PASSIVE is recommended on a
 shared machine. Timings are medians over the timed iterations after one warm-up.
@@ -21,6 +29,7 @@ shared machine. Timings are medians over the timed iterations after one warm-up.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -51,7 +60,7 @@ def _market(n_agents: int, seed: int = 0) -> EconomyModel:
 
 def bench_batched(n_agents: int, iterations: int, cfg: PPOConfig) -> dict[str, float]:
     """Median seconds per iteration of the batched PPO trainer (collect, update)."""
-    algo = PPO(_market(n_agents), cfg)
+    algo = PPO(_market(n_agents), cfg)  # (the markets' construction counts in collect_s)
     algo.train(1, progress=False)  # warm-up
     frame = algo.train(iterations, progress=False).iloc[1:]
     collect = statistics.median(frame["collect_s"])
@@ -150,6 +159,27 @@ def bench_env(n_agents: int, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def bench_markets(n_agents: int, markets: int, iterations: int,
+                  cfg: PPOConfig) -> dict[str, float]:
+    """K = ``markets`` against K = 1 at N = ``n_agents``: agent-steps/s of each and ratios."""
+    row: dict[str, float] = {"n_agents": n_agents, "markets": markets}
+    for k in (1, markets):
+        times = bench_batched(n_agents, iterations,
+                              dataclasses.replace(cfg, n_markets=k))
+        work = n_agents * cfg.num_steps * k
+        tag = "k1" if k == 1 else "kK"
+        row[f"{tag}_collect_s"], row[f"{tag}_update_s"] = times["collect_s"], times["update_s"]
+        row[f"{tag}_agent_steps_per_s"] = work / (times["collect_s"] + times["update_s"])
+        row[f"{tag}_collect_agent_steps_per_s"] = work / times["collect_s"]
+    row["ratio"] = row["kK_agent_steps_per_s"] / row["k1_agent_steps_per_s"]
+    row["collect_ratio"] = (row["kK_collect_agent_steps_per_s"]
+                            / row["k1_collect_agent_steps_per_s"])
+    # the ceiling of the training ratio: K = 1's iteration time over its update time
+    # (the update's cost per sample does not fall with K)
+    row["ratio_bound"] = (row["k1_collect_s"] + row["k1_update_s"]) / row["k1_update_s"]
+    return row
+
+
 def main(argv: list[str] | None = None) -> dict:
     global HIDDEN
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -162,12 +192,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hidden", type=int, nargs="+", default=list(HIDDEN),
                         help="hidden widths of the actor and critic MLPs")
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--markets", type=int, default=16,
+                        help="K, markets per rollout, timed against K = 1")
+    parser.add_argument("--market-sizes", type=int, nargs="+", default=[50, 100],
+                        help="N of the K-markets comparison")
+    parser.add_argument("--market-iterations", type=int, default=2,
+                        help="timed iterations of each K-markets trainer")
+    parser.add_argument("--markets-only", action="store_true",
+                        help="skip the batched-vs-naive table (only the K-markets one)")
     args = parser.parse_args(argv)
     HIDDEN = tuple(args.hidden)
     torch.set_num_threads(1)
     cfg = PPOConfig(num_steps=args.num_steps, seed=0)
     rows = []
-    for n in args.sizes:
+    for n in [] if args.markets_only else args.sizes:
         work = n * cfg.num_steps  # agent-steps per iteration
         env_s = bench_env(n, 200)
         fast = bench_batched(n, args.iterations, cfg)
@@ -185,6 +223,41 @@ def main(argv: list[str] | None = None) -> dict:
               f"{row['naive_agent_steps_per_s']:,.0f} (collect {slow['collect_s']:.3f} s + "
               f"update {slow['update_s']:.3f} s), speed-up {row['speedup']:.1f}x; "
               f"market alone {row['env_agent_steps_per_s']:,.0f}", flush=True)
+    market_rows = []
+    for n in args.market_sizes:
+        row = bench_markets(n, args.markets, args.market_iterations, cfg)
+        market_rows.append(row)
+        print(f"N={n}: K={args.markets} {row['kK_agent_steps_per_s']:,.0f} agent-steps/s "
+              f"(collect {row['kK_collect_s']:.3f} s + update {row['kK_update_s']:.3f} s), "
+              f"K=1 {row['k1_agent_steps_per_s']:,.0f} (collect {row['k1_collect_s']:.3f} s "
+              f"+ update {row['k1_update_s']:.3f} s): ratio {row['ratio']:.2f}x "
+              f"(collection alone {row['collect_ratio']:.2f}x; bound from K=1's update "
+              f"{row['ratio_bound']:.2f}x)", flush=True)
+    if rows:
+        _print_table(rows)
+    if market_rows:
+        print()
+        print(f"| N | K | K=1 agent-steps/s | K={args.markets} agent-steps/s | ratio "
+              "| collection ratio | bound (K=1 total / update) |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for r in market_rows:
+            print(f"| {r['n_agents']} | {r['markets']} | {r['k1_agent_steps_per_s']:,.0f} | "
+                  f"{r['kK_agent_steps_per_s']:,.0f} | {r['ratio']:.2f}x | "
+                  f"{r['collect_ratio']:.2f}x | {r['ratio_bound']:.2f}x |")
+    result = {"config": {"num_steps": cfg.num_steps, "update_epochs": cfg.update_epochs,
+                         "num_minibatches": cfg.num_minibatches, "hidden": list(HIDDEN),
+                         "scenario": "defi_token_market", "torch_threads": 1},
+              "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                          "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                          "loadavg_at_end": list(os.getloadavg())},
+              "rows": rows, "markets": market_rows}
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return result
+
+
+def _print_table(rows: list[dict]) -> None:
     print()
     print("| N | batched agent-steps/s | collect s/it | update s/it | naive agent-steps/s "
           "| speed-up | market-only agent-steps/s |")
@@ -194,17 +267,6 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['batched_collect_s']:.3f} | {r['batched_update_s']:.3f} | "
               f"{r['naive_agent_steps_per_s']:,.0f} | {r['speedup']:.1f}x | "
               f"{r['env_agent_steps_per_s']:,.0f} |")
-    result = {"config": {"num_steps": cfg.num_steps, "update_epochs": cfg.update_epochs,
-                         "num_minibatches": cfg.num_minibatches, "hidden": list(HIDDEN),
-                         "scenario": "defi_token_market", "torch_threads": 1},
-              "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                          "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                          "loadavg_at_end": list(os.getloadavg())},
-              "rows": rows}
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
-    return result
 
 
 if __name__ == "__main__":
