@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mesa_econ.cli._output import check_writable, write_json, write_table, write_text, wrote
+from mesa_econ.cli._params import int_at_least
 
 __all__ = ["add_parser", "run_nash", "write_outputs"]
 
@@ -212,18 +213,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "or need (default 8; all when N <= K)")
     parser.add_argument("--budget-minutes", type=float, default=5.0,
                         help="training time of all best responses together (default 5)")
-    parser.add_argument("--iterations", type=int, default=None,
+    parser.add_argument("--iterations", type=int_at_least(1), default=None,
                         help="PPO iterations per best response instead of a time budget "
                              "(reproducible)")
-    parser.add_argument("--br-seeds", type=int, default=2,
+    parser.add_argument("--br-seeds", type=int_at_least(1), default=2,
                         help="best-response training seeds per agent (default 2)")
-    parser.add_argument("--eval-seeds", type=int, default=10,
+    parser.add_argument("--eval-seeds", type=int_at_least(2), default=10,
                         help="held-out evaluation noise seeds (default 10, >= 2)")
-    parser.add_argument("--val-seeds", type=int, default=5,
+    parser.add_argument("--val-seeds", type=int_at_least(0), default=5,
                         help="validation seeds on which each best response's snapshots and "
                              "the agent's own policy are compared (0: play the final policy; "
                              "default 5)")
-    parser.add_argument("--grad-episodes", type=int, default=16,
+    parser.add_argument("--grad-episodes", type=int_at_least(0), default=16,
                         help="episodes of the gradient check (0: skip; default 16)")
     parser.add_argument("--population-seed", type=int, default=None,
                         help="population (graph, needs) of the game (default: that of the "

@@ -26,6 +26,7 @@ from mesa_econ.cli._output import (
     write_table,
     wrote,
 )
+from mesa_econ.cli._params import int_at_least
 
 __all__ = ["add_parser", "notes", "stability"]
 
@@ -191,16 +192,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--policy", default="random",
                         help="the agents: random | informed | mean_reversion | hold | "
                              "checkpoint:PATH (default random)")
-    parser.add_argument("--seeds", type=int, default=5, help="noise seeds (default 5)")
-    parser.add_argument("--steps", type=int, default=200, help="steps per run (default 200)")
+    parser.add_argument("--seeds", type=int_at_least(1), default=5,
+                        help="noise seeds, >= 1 (default 5)")
+    parser.add_argument("--steps", type=int_at_least(20), default=200,
+                        help="steps per run, >= 20 (default 200)")
     parser.add_argument("--perturbation", choices=("deviation", "shock"), default=None,
                         help="deviation: X ± ε·f(S*) at --perturb-step; shock: the "
                              "scenario's shock in Z (default: shock if the scenario has one)")
-    parser.add_argument("--perturb-step", type=int, default=None,
+    parser.add_argument("--perturb-step", type=int_at_least(1), default=None,
                         help="t0 (default: the shock step, else min(50, steps/4))")
     parser.add_argument("--epsilon", type=float, default=0.1,
                         help="deviation perturbation relative to f(S*), in (0, 0.5]")
-    parser.add_argument("--bins", type=int, default=10, help="quantile bins of V (default 10)")
+    parser.add_argument("--bins", type=int_at_least(2), default=10,
+                        help="quantile bins of V, >= 2 (default 10)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=_command)

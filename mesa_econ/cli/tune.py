@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mesa_econ.cli._output import check_writable, write_json, write_table, wrote
-from mesa_econ.cli._params import parse_interval, parse_pairs, signature_defaults
+from mesa_econ.cli._params import int_at_least, parse_interval, parse_pairs, signature_defaults
 
 __all__ = ["add_parser", "format_best", "run_tune"]
 
@@ -139,16 +139,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("tune", help="tune bonding-curve parameters for low "
                               "volatility (§7.1, Optuna)", description=describe(__doc__))
     p.add_argument("scenario", choices=sorted(SCENARIOS))
-    p.add_argument("--trials", type=int, default=50,
+    p.add_argument("--trials", type=int_at_least(1), default=50,
                    help="complete trials wanted in the study (a resumed study runs the rest)")
     p.add_argument("--out", default="results/tune", help="output directory")
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL (default sqlite:///OUT/study.db)")
     p.add_argument("--study-name", default=None, help="default tune-SCENARIO")
-    p.add_argument("--seeds", type=int, default=8, help="tuning noise seeds per candidate")
-    p.add_argument("--holdout-seeds", type=int, default=None,
+    p.add_argument("--seeds", type=int_at_least(2), default=8,
+                   help="tuning noise seeds per candidate, >= 2 (default: %(default)s)")
+    p.add_argument("--holdout-seeds", type=int_at_least(0), default=None,
                    help="held-out seeds for the best Φ and the baseline (default --seeds)")
-    p.add_argument("--steps", type=int, default=None, help="episode length (default H)")
+    p.add_argument("--steps", type=int_at_least(2), default=None,
+                   help="episode length, >= 2 (default H)")
     p.add_argument("--policy", default="random_clipped",
                    help="agents: a scripted kind (random_clipped, informed, need_aware, "
                         "mean_reversion, hold) or checkpoint:PATH")
