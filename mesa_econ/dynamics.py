@@ -35,7 +35,9 @@ from mesa_econ import pricing
 from mesa_econ.curves import SupplyQuote
 from mesa_econ.settlement import (
     _settle_curve,
+    _settle_spot,
     cap_buys_to_room,
+    column_sums,
     scale_buys_to_budget,
     settle_curve,
     settle_spot,
@@ -59,6 +61,7 @@ __all__ = [
     "StepNoise",
     "cap_buys_to_room",
     "clip_short_sales",
+    "column_sums",
     "market_step",
     "mint_burn",
     "peer_influence",
@@ -192,7 +195,7 @@ def peer_influence(orders: np.ndarray, nu: float,
     if nu == 0.0:
         return orders
     if adjacency is None:
-        forced = nu * (orders.sum(axis=0) - orders)  # §5.3, complete graph
+        forced = nu * (column_sums(orders) - orders)  # §5.3, complete graph
     else:
         forced = nu * _neighbour_sum(adjacency, orders)  # §5.3
     if cap is not None:
@@ -288,9 +291,8 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
         executed, payments, reserve_change, clearing, fill, net_flow = _settle_curve(
             executed, budget, state.reserve, quote)
     else:
-        executed, payments, reserve_change, clearing, fill = settle_spot(
+        executed, payments, reserve_change, clearing, fill, net_flow, demand = _settle_spot(
             executed, budget, state.reserve, state.price, curve.supply_limit - state.supply)
-        net_flow = executed.sum(axis=0)
     capital = state.capital - payments + params.income  # §5.2
     fees = None
     if params.fee != 0.0:  # φ Σ_j |ã_ij| p̄_j, to the external account
@@ -300,7 +302,7 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
     if params.psi.any():  # §5.1's ψ
         holdings = mint_burn(holdings, state.supply + net_flow, params.psi,
                              curve.supply_limit)
-    supply = holdings.sum(axis=0)  # §5.1: S_j = Σ_i H_ij
+    supply = column_sums(holdings)  # §5.1: S_j = Σ_i H_ij
     yield_paid = None
     if params.yield_rate is not None:  # y_j Z_j per token held after the trade
         per_token = params.yield_rate * noise.factors
@@ -315,7 +317,8 @@ def market_step(state: MarketState, orders: np.ndarray, params: MarketParams,
         capital = capital - charge
         fees = charge if fees is None else fees + charge
     reserve = np.maximum(state.reserve + reserve_change, 0.0)
-    demand = np.maximum(executed, 0.0).sum(axis=0)
+    if params.settlement == "curve":
+        demand = column_sums(np.maximum(executed, 0.0))  # D_j = Σ_i max(ã_ij, 0)
     impact = pricing.market_impact(net_flow, demand, state.supply, params.kappa, params.lam)
     deviation = pricing.update_deviation(
         state.deviation, impact=impact, price=state.price, factors=noise.factors,

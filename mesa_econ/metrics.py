@@ -2,7 +2,9 @@
 
 The metric functions validate their inputs (ValueError naming the argument). The
 DataCollector reporters that compute them from a model every step are in
-:mod:`mesa_econ.reporters`; they share the kernels below.
+:mod:`mesa_econ.reporters`; they share the public, unchecked kernels below
+(``hhi_kernel``, ``gini_kernel`` with ``gini_weights``, ``entropy_kernel`` with
+``bin_counts`` and ``clogc_table``), which skip validation for the hot path.
 
 Decisions a user should know:
 
@@ -37,9 +39,16 @@ from mesa_econ._validation import (
 )
 
 __all__ = [
+    "CLOGC_MAX",
+    "bin_counts",
+    "clogc_table",
     "drift",
+    "entropy_kernel",
     "gini",
+    "gini_kernel",
+    "gini_weights",
     "hhi",
+    "hhi_kernel",
     "level_variance",
     "log_returns",
     "pre_shock_band",
@@ -90,35 +99,50 @@ def _scalar_or_vector(result: FloatArray, ndim: int) -> float | FloatArray:
 
 
 # ----------------------------------------------------------------------------- kernels
-# Unchecked array kernels shared by the metric functions and the reporters.
+# Unchecked array kernels shared by the metric functions above and the DataCollector
+# reporters (mesa_econ.reporters), which call them every step on a model's own arrays.
+# They skip validation: pass float64 arrays of the documented shapes.
 
 
-def _hhi_kernel(holdings: FloatArray, supply: FloatArray) -> FloatArray:
+def hhi_kernel(holdings: FloatArray, supply: FloatArray) -> FloatArray:
+    """HHI_j = Σ_i H_ij² / S_j² of each asset (§8.1), unchecked; 0.0 where S_j = 0.
+
+    Args:
+        holdings: H_ij, shape (N, M). supply: S_j, shape (M,).
+
+    Returns:
+        Shape (M,). (S² underflows for S <= 1e-162: the reporters then take Σ (H/S)².)
+    """
     squares = np.einsum("ij,ij->j", holdings, holdings)
     out = np.zeros_like(squares)
     np.divide(squares, supply * supply, out=out, where=supply > 0)  # §8.1
     return out
 
 
-# c·log(c) for integer counts c = 0, 1, ..., so that the entropy of windows up to
-# _CLOGC_MAX steps (the reporters') needs no log per call. Grown on demand up to the cap.
-_CLOGC_MAX = 4096
+CLOGC_MAX = 4096
+"""Longest series whose entropy reads c·log(c) from :func:`clogc_table` (longer: logs)."""
 _CLOGC = np.zeros(1)
 
 
-def _clogc_table(t: int) -> FloatArray:
+def clogc_table(t: int) -> FloatArray:
+    """c·log(c) for the integer counts c = 0, 1, ..., at least up to ``t`` (<= CLOGC_MAX).
+
+    Grown on demand and shared, so that the entropy of windows of up to ``CLOGC_MAX``
+    steps needs no log per call. Read-only: index it, do not write to it.
+    """
     global _CLOGC
     if _CLOGC.shape[0] <= t:
-        c = np.arange(min(max(2 * t, 64), _CLOGC_MAX) + 1, dtype=float)
+        c = np.arange(min(max(2 * t, 64), CLOGC_MAX) + 1, dtype=float)
         _CLOGC = c * np.log(np.maximum(c, 1.0))
+        _CLOGC.setflags(write=False)
     return _CLOGC
 
 
 _OFFSETS: dict[tuple[int, int], npt.NDArray[np.intp]] = {}
 
 
-def _bin_counts(series: FloatArray, bins: int) -> npt.NDArray[np.intp]:
-    """Histogram counts, shape (M, bins), of each column of a (T, M) series.
+def bin_counts(series: FloatArray, bins: int) -> npt.NDArray[np.intp]:
+    """Histogram counts, shape (M, bins), of each column of a (T, M) series (unchecked).
 
     Bin b = min(floor(bins·(P − min P)/(max P − min P)), bins − 1); a constant column
     falls in bin 0. Columns are offset by j·bins so that one bincount serves all.
@@ -141,18 +165,44 @@ def _bin_counts(series: FloatArray, bins: int) -> npt.NDArray[np.intp]:
     return np.bincount(idx.ravel(), minlength=m * bins).reshape(m, bins)
 
 
-def _entropy_kernel(series: FloatArray, bins: int) -> FloatArray:
-    """Entropy (nats) per column of the bin counts c_b of a (T, M) series.
+def entropy_kernel(series: FloatArray, bins: int) -> FloatArray:
+    """Entropy (nats) per column of the bin counts c_b of a (T, M) series (§8.2), unchecked.
 
     H = −Σ_b (c_b/T) log(c_b/T) = (T log T − Σ_b c_b log c_b) / T; both terms come from one
     table, so a single occupied bin (c = T) gives exactly 0.
+
+    Returns:
+        Shape (M,).
     """
     t = series.shape[0]
-    counts = _bin_counts(series, bins)
-    if t > _CLOGC_MAX:  # long series: direct form, log(T/T) = 0 exactly
+    counts = bin_counts(series, bins)
+    if t > CLOGC_MAX:  # long series: direct form, log(T/T) = 0 exactly
         return (counts * np.log(t / np.maximum(counts, 1))).sum(axis=1) / t  # §8.2
-    table = _clogc_table(t)
+    table = clogc_table(t)
     return np.maximum((table[t] - table[counts].sum(axis=1)) / t, 0.0)  # §8.2
+
+
+def gini_weights(n: int) -> FloatArray:
+    """The (N, 2) weights of :func:`gini_kernel`: columns 2i − N − 1 (i = 1..N) and 1, so
+    that one matmul of the sorted values gives the numerator and the total."""
+    i = np.arange(1, n + 1, dtype=float)
+    return np.stack([2.0 * i - n - 1.0, np.ones(n)], axis=1)
+
+
+def gini_kernel(x: FloatArray, weights: FloatArray) -> float:
+    """Gini coefficient of values x >= 0, shape (N,), unchecked (0.0 when Σx = 0).
+
+    Args:
+        x: the values. weights: ``gini_weights(N)`` (callers cache it per N).
+
+    Notes:
+        G = Σ_i (2i − N − 1) x_(i) / (N Σ x), x sorted ascending: one O(N log N) sort.
+        NaN or inf where Σx overflows (the reporter rescales then).
+    """
+    num, total = (np.sort(x) @ weights).tolist()
+    if total <= 0:
+        return 0.0
+    return max(num / (x.shape[0] * total), 0.0)  # G = Σ (2i−N−1) x_(i) / (N Σx); ≥ 0 exactly
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -183,7 +233,7 @@ def hhi(holdings: npt.ArrayLike, supply: npt.ArrayLike | None = None) -> FloatAr
         s = _array("supply", supply, (1,))
         check_shape("supply", s, (h.shape[1],), "M from holdings")
         _nonnegative("supply", s)
-    return _hhi_kernel(h, s)
+    return hhi_kernel(h, s)
 
 
 def price_entropy(prices: npt.ArrayLike, bins: int = 20) -> float | FloatArray:
@@ -207,7 +257,7 @@ def price_entropy(prices: npt.ArrayLike, bins: int = 20) -> float | FloatArray:
     """
     p = _series("prices", prices)
     bins = _int("bins", bins, 1)
-    result = _entropy_kernel(p.reshape(p.shape[0], -1), bins)
+    result = entropy_kernel(p.reshape(p.shape[0], -1), bins)
     return _scalar_or_vector(result, p.ndim)
 
 
@@ -342,20 +392,7 @@ def gini(values: npt.ArrayLike) -> float:
     """
     x = _array("values", values, (1,))
     _nonnegative("values", x)
-    return _gini_kernel(x, _gini_weights(x.shape[0]))
-
-
-def _gini_weights(n: int) -> FloatArray:
-    """Columns 2i − N − 1 (i = 1..N) and 1: one matmul gives numerator and total."""
-    i = np.arange(1, n + 1, dtype=float)
-    return np.stack([2.0 * i - n - 1.0, np.ones(n)], axis=1)
-
-
-def _gini_kernel(x: FloatArray, weights: FloatArray) -> float:
-    num, total = (np.sort(x) @ weights).tolist()
-    if total <= 0:
-        return 0.0
-    return max(num / (x.shape[0] * total), 0.0)  # G = Σ (2i−N−1) x_(i) / (N Σx); ≥ 0 exactly
+    return gini_kernel(x, gini_weights(x.shape[0]))
 
 
 def reserve_coverage(reserve: npt.ArrayLike, curve_reserve: npt.ArrayLike) -> FloatArray:

@@ -21,14 +21,22 @@ import numpy as np
 import torch
 from mesa.discrete_space import Network
 
-from mesa_econ import pricing, reporters
+from mesa_econ import pricing
 from mesa_econ._validation import check_seed, fail, real_array
 from mesa_econ.agents import TraderAgent
+from mesa_econ.collector import make_collector
 from mesa_econ.config import MarketConfig, ModelConfig, PolicyConfig, RewardConfig
 from mesa_econ.curves import BondingCurve, make_curve
 from mesa_econ.dynamics import MarketParams, MarketState, StepNoise, market_step
+from mesa_econ.fast_step import (
+    SpotStep,
+    liquidation_marks,
+    profit_rewards,
+    takes_profit_rewards,
+    takes_spot_step,
+)
 from mesa_econ.policies.actor_critic import act_only
-from mesa_econ.rewards import compute_rewards, liquidation_mark
+from mesa_econ.rewards import compute_rewards
 
 __all__ = ["EconomyModel", "default_curve_params"]
 
@@ -116,6 +124,9 @@ class EconomyModel(mesa.Model):
     ``demand`` (needs d_ij for the use-value reward: an (N, M) array, or a mean need
     from which d_ij ~ U(0, 2·mean) is drawn with the population generator) and
     ``rng``/``seed``. Every value is validated; a bad one raises ValueError naming it.
+    ``reporters`` picks the DataCollector's model columns: ``"default"`` (None), ``"rmw"``
+    (the reference workload's P_j, HHI_j, mean capital), ``"none"`` or a sequence of names
+    (:mod:`mesa_econ.collector`); it changes what is recorded, never the run.
     A seed given as a string (Solara's text box) is cast to int.
 
     Attributes:
@@ -158,25 +169,27 @@ class EconomyModel(mesa.Model):
                  n_groups: int | None = None, random_scale: float = 1.0,
                  reversion_strength: float = 1.0, collect_agents: bool = False,
                  collect_every: int = 1, torch_threads: int | None = 1, demand: Any = None,
-                 rng: Any = None, seed: Any = None) -> None:
+                 reporters: Any = None, rng: Any = None, seed: Any = None) -> None:
         kwargs = {k: v for k, v in locals().items()
-                  if k not in ("self", "rng", "seed", "demand", "__class__")}
+                  if k not in ("self", "rng", "seed", "demand", "reporters", "__class__")}
         kwargs["curve_params"] = {} if curve_params is None else curve_params
         kwargs["graph_params"] = {} if graph_params is None else graph_params
-        self._init_from_config(_split_kwargs(kwargs), rng=rng, seed=seed, demand=demand)
+        self._init_from_config(_split_kwargs(kwargs), rng=rng, seed=seed, demand=demand,
+                               reporters=reporters)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, *, rng: Any = None, seed: Any = None,
-                    demand: Any = None) -> EconomyModel:
+                    demand: Any = None, reporters: Any = None) -> EconomyModel:
         """Build a model from a validated :class:`~mesa_econ.config.ModelConfig`."""
         if not isinstance(cfg, ModelConfig):
             raise ValueError(f"cfg={type(cfg).__name__} is invalid: expected a ModelConfig")
         self = cls.__new__(cls)
-        self._init_from_config(cfg, rng=rng, seed=seed, demand=demand)
+        self._init_from_config(cfg, rng=rng, seed=seed, demand=demand, reporters=reporters)
         return self
 
     # ------------------------------------------------------------------ set-up
-    def _init_from_config(self, cfg: ModelConfig, *, rng: Any, seed: Any, demand: Any) -> None:
+    def _init_from_config(self, cfg: ModelConfig, *, rng: Any, seed: Any, demand: Any,
+                          reporters: Any = None) -> None:
         rng = check_seed("rng", rng)
         seed = check_seed("seed", seed)
         if rng is not None and seed is not None:
@@ -228,7 +241,7 @@ class EconomyModel(mesa.Model):
         self._build_space(mc, graph_seed)
         self._build_policy(cfg.policy)
         self._init_bookkeeping()
-        self.datacollector = self._make_datacollector(cfg.collect_agents)
+        self.datacollector = make_collector(self, reporters, cfg.collect_agents)
         self.datacollector.collect(self)
 
     def _build_space(self, mc: MarketConfig, graph_seed: int) -> None:
@@ -289,34 +302,10 @@ class EconomyModel(mesa.Model):
         self._window[0] = self._state.price
         self._window_len = 1
         self._wealth_cache: np.ndarray | None = None
+        self._marks_cache: tuple[MarketState, np.ndarray] | None = None
         # Z for the coming step is drawn ahead, so observe() shows the agents the factors
         # that will move this step's price, whether they act inside step() or outside it.
         self.factors = self._draw_factors()
-
-    def _make_datacollector(self, collect_agents: bool) -> mesa.DataCollector:
-        model_reporters: dict[str, Any] = {}
-        for j in range(self.n_assets):
-            model_reporters[f"price_{j}"] = functools.partial(reporters.price_of, asset=j)
-            model_reporters[f"curve_price_{j}"] = functools.partial(reporters.curve_price_of,
-                                                                    asset=j)
-            model_reporters[f"supply_{j}"] = functools.partial(reporters.supply_of, asset=j)
-        model_reporters.update({
-            "hhi": reporters.report_hhi, "gini": reporters.report_gini,
-            "volatility": reporters.report_volatility,
-            "level_variance": reporters.report_level_variance,
-            "price_drift": reporters.report_price_drift,
-            "supply_drift": reporters.report_supply_drift,
-            "price_entropy": reporters.report_price_entropy,
-            "reserve_coverage": reporters.report_reserve_coverage,
-            "mean_capital": reporters.report_mean_capital,
-            "mean_reward": reporters.report_mean_reward,
-        })
-        if self.demand is not None and self.capacity is not None:
-            model_reporters["utilisation"] = reporters.report_utilisation
-        agent_reporters = ({"capital": reporters.agent_capital, "wealth": reporters.agent_wealth,
-                            "reward": reporters.agent_reward} if collect_agents else None)
-        return mesa.DataCollector(model_reporters=model_reporters,
-                                  agent_reporters=agent_reporters)
 
     # ------------------------------------------------------------------ state views
     @property
@@ -362,10 +351,15 @@ class EconomyModel(mesa.Model):
     @property
     def token_marks(self) -> np.ndarray:
         """v_j, the value per token of the configured profit mark (§4.1): the liquidation
-        share reserve_j / S_j (default) or the quoted price P_j ('quote')."""
+        share reserve_j / S_j (default) or the quoted price P_j ('quote') (read-only)."""
+        state = self._state
         if self.config.rewards.profit_mark == "quote":
-            return self._state.price
-        return liquidation_mark(self._state.reserve, self._state.supply)
+            return state.price
+        cached = self._marks_cache
+        if cached is None or cached[0] is not state:  # computed once per state
+            cached = self._marks_cache = (state, _freeze(liquidation_marks(state.reserve,
+                                                                           state.supply)))
+        return cached[1]
 
     @property
     def wealth(self) -> np.ndarray:
@@ -476,8 +470,8 @@ class EconomyModel(mesa.Model):
             assets = list(mc.shock_assets) if mc.shock_assets is not None else slice(None)
             self._shock[assets] += mc.shock_size
         z = pricing.draw_factors(self.rng, p.factor_mean, self._factor_std)  # §2.1
-        z = z + self._shock  # §9 shock: a spike in Z_j
         if mc.shock_step is not None:  # (without one, the shock stays 0)
+            z = z + self._shock  # §9 shock: a spike in Z_j
             self._shock *= mc.shock_decay
         return z
 
@@ -567,6 +561,19 @@ class EconomyModel(mesa.Model):
         if torch_state is not None:
             self.torch_generator.set_state(torch_state)
 
+    fast_paths: bool = True
+    """Take the speed-only paths of the step (:mod:`mesa_econ.fast_step`) where they
+    serve the configuration; False: always the readable reference (``market_step`` and
+    ``compute_rewards``). The same run either way (tested); the benchmarks compare them."""
+
+    @functools.cached_property
+    def _fast_kinds(self) -> tuple[SpotStep | None, bool]:
+        """(the spot step of this market if the fast path serves it, whether the profit-only
+        reward path serves it)."""
+        spot = (SpotStep(self.params, self.curve, self.adjacency)
+                if takes_spot_step(self.params) else None)
+        return spot, takes_profit_rewards(self.config.rewards)
+
     def _advance(self) -> None:
         """The body of :meth:`step` (which undoes it if it raises)."""
         if self._pending_orders is not None:
@@ -575,11 +582,17 @@ class EconomyModel(mesa.Model):
             orders = self.policy_orders()
         self.last_orders = orders
         p, before = self.params, self._state
+        fast_spot, fast_rewards = self._fast_kinds if self.fast_paths else (None, False)
         draws = self.rng.standard_normal((2, self.n_assets))
-        noise = StepNoise(factors=self.factors, dW=self._sqrt_dt * draws[0],
-                          eta=self._sigma_eta * draws[1])
-        after, info = market_step(before, orders, p, self.curve, noise, self.adjacency,
-                                  curve_price=self._curve_price)
+        noise = StepNoise(factors=self.factors,
+                          dW=draws[0] if self._sqrt_dt == 1.0 else self._sqrt_dt * draws[0],
+                          eta=self._sigma_eta * draws[1])  # (1.0·x is x, bit for bit)
+        marks_before = self.token_marks if fast_rewards else None
+        if fast_spot is not None:
+            after, info = fast_spot(before, orders, noise, curve_price=self._curve_price)
+        else:
+            after, info = market_step(before, orders, p, self.curve, noise, self.adjacency,
+                                      curve_price=self._curve_price)
         _check_finite(after)
         _freeze_state(after)
         _freeze(info.curve_price)
@@ -591,15 +604,22 @@ class EconomyModel(mesa.Model):
             self.yield_paid += float(info.yield_paid.sum())
         if info.fees is not None:
             self.fees_paid += float(info.fees.sum())
-        self.last_breakdown = compute_rewards(
-            self.config.rewards, capital_before=before.capital, capital_after=after.capital,
-            holdings_before=before.holdings, holdings_after=after.holdings,
-            price_before=before.price, price_after=after.price,
-            adjacency=self.adjacency, demand=self.demand,
-            reserve_before=before.reserve, reserve_after=after.reserve,
-            supply_before=before.supply, supply_after=after.supply,
-            price_without=info.price_without, capacity=self.capacity)
-        self.last_rewards = self.last_breakdown.total
+        breakdown = None
+        if fast_rewards:
+            breakdown = profit_rewards(self.config.rewards, before.capital, after.capital,
+                                       before.holdings, after.holdings, marks_before,
+                                       self.token_marks, self._zero_rewards)
+        if breakdown is None:  # the reference (and its error naming a non-finite input)
+            breakdown = compute_rewards(
+                self.config.rewards, capital_before=before.capital,
+                capital_after=after.capital, holdings_before=before.holdings,
+                holdings_after=after.holdings, price_before=before.price,
+                price_after=after.price, adjacency=self.adjacency, demand=self.demand,
+                reserve_before=before.reserve, reserve_after=after.reserve,
+                supply_before=before.supply, supply_after=after.supply,
+                price_without=info.price_without, capacity=self.capacity)
+        self.last_breakdown = breakdown
+        self.last_rewards = breakdown.total
         self.t += 1
         self._window[self.t % PRICE_WINDOW] = after.price
         self._window_len = min(self._window_len + 1, PRICE_WINDOW)
@@ -608,25 +628,35 @@ class EconomyModel(mesa.Model):
         if every and self.t % every == 0:
             _collect_or_undo(self.datacollector, self)
 
+    @functools.cached_property
+    def _zero_rewards(self) -> np.ndarray:
+        """The zero reward terms of a profit-only reward, shared and read-only."""
+        return _freeze(np.zeros(self.n_agents))
+
 
 _STEP_ATTRS = ("_state", "_curve_price", "last_info", "last_breakdown", "last_rewards",
-               "last_orders", "_pending_orders", "_wealth_cache", "t", "income_paid",
-               "yield_paid", "fees_paid", "factors", "_window_len")
+               "last_orders", "_pending_orders", "_wealth_cache", "_marks_cache", "t",
+               "income_paid", "yield_paid", "fees_paid", "factors", "_window_len")
 """The model's attributes a step rebinds (never mutates in place): restored on failure."""
 _get_step_attrs = operator.attrgetter(*_STEP_ATTRS)
 
 
 def _collect_or_undo(collector: mesa.DataCollector, model: EconomyModel) -> None:
     """``collector.collect(model)``; if a reporter raises, drop the rows it had added."""
-    lengths = {name: len(rows) for name, rows in collector.model_vars.items()}
+    columns = list(collector.model_vars.values())
+    lengths = list(map(len, columns))
+    steps = getattr(collector, "_collection_steps", None)  # Mesa >= 3.5
+    n_steps = len(steps) if steps is not None else 0
     records = [getattr(collector, name, None)
                for name in ("_agent_records", "_agenttype_records")]
     counts = [len(r) if isinstance(r, dict) else 0 for r in records]
     try:
         collector.collect(model)
     except BaseException:
-        for name, length in lengths.items():
-            del collector.model_vars[name][length:]
+        for rows, length in zip(columns, lengths, strict=True):
+            del rows[length:]
+        if steps is not None:
+            del steps[n_steps:]
         for record, count in zip(records, counts, strict=True):
             while isinstance(record, dict) and len(record) > count:
                 record.popitem()  # the rows this collect inserted (dicts keep order)

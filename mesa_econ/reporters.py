@@ -2,8 +2,10 @@
 
 The ``report_*`` functions read a model's arrays every step, so they skip validation (the
 model's arrays are trusted), run in a few microseconds and return plain Python ``float``
-(Mesa's DataCollector deep-copies anything else). They are module-level so that
-``batch_run`` can pickle them; per-asset reporters are used as
+(per-asset ones, ``prices_of`` etc., a list of M floats), which the model's
+:class:`~mesa_econ.collector.MarketCollector` appends without a copy. Which of them a
+model collects is its ``reporters=`` option (:mod:`mesa_econ.collector`). They are
+module-level so that ``batch_run`` can pickle them; per-asset reporters are used as
 ``functools.partial(price_of, asset=j)``, agent reporters take a TraderAgent. The
 numbers are those of the pure functions in :mod:`mesa_econ.metrics` (tested against them).
 
@@ -31,13 +33,13 @@ from typing import Any
 import numpy as np
 
 from mesa_econ.metrics import (
-    _CLOGC_MAX,
+    CLOGC_MAX,
     FloatArray,
-    _bin_counts,
-    _clogc_table,
-    _entropy_kernel,
-    _gini_kernel,
-    _gini_weights,
+    bin_counts,
+    clogc_table,
+    entropy_kernel,
+    gini_kernel,
+    gini_weights,
     utilisation,
 )
 
@@ -46,8 +48,11 @@ __all__ = [
     "agent_reward",
     "agent_wealth",
     "curve_price_of",
+    "curve_prices_of",
     "hhi_of",
+    "hhis_of",
     "price_of",
+    "prices_of",
     "report_gini",
     "report_hhi",
     "report_level_variance",
@@ -61,6 +66,7 @@ __all__ = [
     "report_total_wealth",
     "report_utilisation",
     "report_volatility",
+    "supplies_of",
     "supply_of",
 ]
 
@@ -105,6 +111,14 @@ def report_hhi(model: Any) -> float:
     return total / len(supply)  # §8.1, averaged over assets
 
 
+def hhis_of(model: Any) -> list[float]:
+    """HHI_j (§8.1) of every asset, a list of M floats (0.0 where S_j = 0)."""
+    squares = np.einsum("ij,ij->j", model.holdings, model.holdings).tolist()
+    low, high = _SQUARE_SAFE
+    return [q / (s * s) if low < s < high else _hhi_scaled(model, j, s)
+            for j, (q, s) in enumerate(zip(squares, model.supply.tolist(), strict=True))]
+
+
 def _hhi_scaled(model: Any, asset: int, supply: float) -> float:
     """HHI_j = Σ_i (H_ij / S_j)² without forming S² (0.0 when S_j = 0)."""
     if not supply > 0:
@@ -123,11 +137,11 @@ def report_gini(model: Any) -> float:
     wealth = model.wealth
     weights = _REPORT_GINI_WEIGHTS.get(wealth.shape[0])
     if weights is None:
-        weights = _REPORT_GINI_WEIGHTS.setdefault(wealth.shape[0], _gini_weights(wealth.shape[0]))
-    gini = _gini_kernel(wealth, weights)
+        weights = _REPORT_GINI_WEIGHTS.setdefault(wealth.shape[0], gini_weights(wealth.shape[0]))
+    gini = gini_kernel(wealth, weights)
     if math.isfinite(gini):
         return gini
-    return _gini_kernel(wealth / float(wealth.max()), weights)  # scale-free; Σ overflowed
+    return gini_kernel(wealth / float(wealth.max()), weights)  # scale-free; Σ overflowed
 
 
 def report_reserve_coverage(model: Any) -> float:
@@ -196,10 +210,10 @@ def report_price_entropy(model: Any) -> float:
     """Mean over assets of the price entropy (§8.2, 20 bins) of ``model.price_window``."""
     window = model.price_window
     t, m = window.shape
-    if t > _CLOGC_MAX:
-        return float(_entropy_kernel(window, 20).mean())
-    table = _clogc_table(t)
-    total = float(table[_bin_counts(window, 20)].sum())  # Σ over assets and bins of c log c
+    if t > CLOGC_MAX:
+        return float(entropy_kernel(window, 20).mean())
+    table = clogc_table(t)
+    total = float(table[bin_counts(window, 20)].sum())  # Σ over assets and bins of c log c
     return max((m * float(table[t]) - total) / (t * m), 0.0)  # §8.2, averaged over assets
 
 
@@ -224,6 +238,21 @@ def report_total_wealth(model: Any) -> float:
 def report_mean_reward(model: Any) -> float:
     """Mean over agents of the last step's total reward."""
     return _mean(model.last_rewards)
+
+
+def prices_of(model: Any) -> list[float]:
+    """Quoted prices P_j of every asset, a list of M floats."""
+    return model.prices.tolist()
+
+
+def curve_prices_of(model: Any) -> list[float]:
+    """Curve prices f_j(S_j) of every asset, a list of M floats."""
+    return model.curve_prices.tolist()
+
+
+def supplies_of(model: Any) -> list[float]:
+    """Supplies S_j of every asset, a list of M floats."""
+    return model.supply.tolist()
 
 
 def price_of(model: Any, asset: int) -> float:

@@ -19,6 +19,7 @@ from mesa_econ.dynamics import (
     StepNoise,
     _neighbour_sum,
     clip_short_sales,
+    column_sums,
     market_step,
     mint_burn,
     peer_influence,
@@ -36,7 +37,7 @@ def _params(**kw) -> MarketParams:
 
 def _state(capital, holdings, curve, price=None) -> MarketState:
     holdings = np.asarray(holdings, dtype=float)
-    supply = holdings.sum(axis=0)
+    supply = column_sums(holdings)  # S = Σ_i H_ij as the market step sums it
     return MarketState(capital=np.asarray(capital, dtype=float), holdings=holdings,
                        supply=supply, reserve=curve.reserve(supply),
                        deviation=np.zeros(supply.shape),
@@ -432,11 +433,13 @@ def _reference_settle_curve(orders, capital, supply, reserve, curve):
 
 
 def _reference_market_step(state, orders, params, curve, noise, adjacency=None):
-    """market_step as first written: public curve methods, scipy's ``@``, no shortcuts."""
+    """market_step as first written: public curve methods, scipy's ``@``, no shortcuts (the
+    column sums through the same kernel, ``column_sums``, so that the arrays compare bit for
+    bit; ``column_sums`` itself is checked against numpy's sums below)."""
     if params.nu == 0.0:
         executed = orders
     elif adjacency is None:
-        executed = orders + params.nu * (orders.sum(axis=0) - orders)
+        executed = orders + params.nu * (column_sums(orders) - orders)
     else:
         executed = orders + params.nu * (adjacency @ orders)
     executed = clip_short_sales(executed, state.holdings)
@@ -448,12 +451,12 @@ def _reference_market_step(state, orders, params, curve, noise, adjacency=None):
             executed, state.capital, state.reserve, state.price,
             curve.supply_limit - state.supply)
     capital = state.capital - payments + params.income
-    net_flow = executed.sum(axis=0)
+    net_flow = column_sums(executed)
     holdings = mint_burn(state.holdings + executed, state.supply + net_flow, params.psi,
                          curve.supply_limit)
-    supply = holdings.sum(axis=0)
+    supply = column_sums(holdings)
     reserve = np.maximum(state.reserve + reserve_change, 0.0)
-    demand = np.maximum(executed, 0.0).sum(axis=0)
+    demand = column_sums(np.maximum(executed, 0.0))
     impact = pricing.market_impact(net_flow, demand, state.supply, params.kappa, params.lam)
     deviation = pricing.update_deviation(
         state.deviation, impact=impact, price=state.price, factors=noise.factors,

@@ -131,7 +131,7 @@ def _failing(*args, **kwargs):
 
 
 @pytest.mark.parametrize("where", ["reporter", "market_step", "compute_rewards",
-                                   "draw_factors"])
+                                   "profit_rewards", "draw_factors"])
 def test_a_step_that_raises_leaves_the_model_as_it_was(where, monkeypatch):
     """A failure anywhere in a step (here injected after the generators have drawn, the
     state advanced or the DataCollector half-written) leaves the model as before the
@@ -150,6 +150,9 @@ def test_a_step_that_raises_leaves_the_model_as_it_was(where, monkeypatch):
             model.datacollector.model_vars["broken"] = []
         elif where == "draw_factors":
             patch.setattr(model, "_draw_factors", _failing)
+        elif where == "compute_rewards":  # the reference path (profit alone takes the other)
+            patch.setattr(model, "fast_paths", False)
+            patch.setattr(f"mesa_econ.model.{where}", _failing)
         else:
             patch.setattr(f"mesa_econ.model.{where}", _failing)
         with pytest.raises(RuntimeError, match="injected"):
