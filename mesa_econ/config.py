@@ -62,7 +62,12 @@ def _check_graph_params(graph: Any, params: Any, n: int) -> dict[str, Any]:
     """``graph_params`` as a dict: only the kind's own keys (none for the complete, the
     empty or a user graph), ``k`` and ``m`` integers below n_agents, ``p`` a probability."""
     keys = GRAPH_PARAMS.get(graph, {}) if isinstance(graph, str) else {}
-    params = check_mapping("graph_params", params, keys)
+    params = check_mapping("graph_params", params)
+    for key in params:
+        if key not in keys:
+            kind = f"the {graph} graph" if isinstance(graph, str) else "a user graph"
+            fail(f"graph_params {key}", params[key], f"no such parameter: {kind} takes "
+                 f"{' and '.join(keys) if keys else 'none'}")
     settings = {**keys, **params}
     if "k" in settings:  # watts_strogatz: k nearest neighbours in the ring
         check_int("graph_params k", settings["k"], 1, n - 1)
@@ -224,7 +229,8 @@ class RewardConfig:
     rho: float = 0.0
     """ρ, weight of the other agents' profit (§4.3), >= 0."""
     cooperative_scope: str = "all"
-    """'all' sums over every k != i (the paper); 'neighbours' over graph neighbours only."""
+    """'all' sums over every k != i (the paper); 'neighbours' over graph neighbours only.
+    On the complete graph every other agent is a neighbour: the model then records 'all'."""
     use_value: float = 0.0
     """Value per used unit per step (resource network, §9), >= 0: units held up to the
     agent's need d_ij, scaled down pro rata where the users' total exceeds capacity C_j."""
