@@ -206,6 +206,8 @@ def test_agent_views_have_public_classes_and_say_what_they_are():
                                 "normalized=True, clip=2.0, ensemble=PolicyEnsemble of 10 "
                                 "agents in 5 groups)")
     assert normalized.group == 3 and normalized.ensemble is ens  # the view's attributes
+    assert repr(population) == ("NormalizedPolicy(PolicyEnsemble of 10 agents in 5 groups, "
+                                "hidden=(16, 16), normalized=True, clip=2.0)")
 
 
 def test_normalized_view_acts_on_hand_normalized_observations():

@@ -229,7 +229,13 @@ class NormalizedPolicy:
         return getattr(self.policy, name)
 
     def __repr__(self) -> str:
-        return f"NormalizedPolicy({self.policy!r})"
+        p = self.policy
+        text = f"{type(p).__name__} of {getattr(p, 'n_agents', '?')} agents"
+        if getattr(p, "n_groups", None) is not None:
+            text += f" in {p.n_groups} groups"
+        if getattr(p, "hidden", None) is not None:
+            text += f", hidden={tuple(p.hidden)}"
+        return f"NormalizedPolicy({text}, normalized=True, clip={self.normalizer.clip})"
 
     def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.normalizer.normalize(obs.detach().cpu().numpy()))
