@@ -90,11 +90,11 @@ def fresh_env(model: Any, seed: int) -> Any:
 
     cfg = model.config
     pc = PolicyConfig(kind="hold", hidden=cfg.policy.hidden, n_groups=cfg.policy.n_groups)
-    graph = cfg.market.graph
+    graph, graph_params = cfg.market.graph, cfg.market.graph_params
     if isinstance(graph, str) and graph != "complete":  # a generated graph: keep this one
-        graph = model.graph
+        graph, graph_params = model.graph, {}  # (a given graph takes no parameters)
     market = dataclasses.replace(cfg.market, population_seed=model.population_seed,
-                                 graph=graph)
+                                 graph=graph, graph_params=graph_params)
     return type(model).from_config(dataclasses.replace(cfg, market=market, policy=pc),
                                    rng=int(seed), demand=model.demand)
 
