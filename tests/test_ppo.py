@@ -597,3 +597,16 @@ def test_ppo_with_k_markets_learns_to_meet_needs():
     gap_closed = (after["mean_return"].mean() - before["mean_return"].mean()) \
         / (optimum - before["mean_return"].mean())
     assert gap_closed > 0.5
+
+
+def test_k_markets_train_shared_policy_groups():
+    """Groups of agents (G < N) take the torch actor; each group's weights move."""
+    model = EconomyModel(**_VEC, policy="actor_critic", n_groups=2, rng=9)
+    algo = PPO(model, PPOConfig(num_steps=16, num_minibatches=2, episode_length=16, seed=9,
+                                n_markets=2))
+    before = [w.detach().clone() for w in algo.ensemble.actor_w]
+    frame = algo.train(1, progress=False)
+    assert algo.ensemble.n_groups == 2 and np.isfinite(frame["pg_loss"]).all()
+    moved = [(w.detach() - b).abs().amax(dim=(1, 2)) for w, b in
+             zip(algo.ensemble.actor_w, before, strict=True)]
+    assert all(bool((m > 0).all()) for m in moved)
