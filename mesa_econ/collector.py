@@ -10,7 +10,8 @@ Presets:
   capacities. Gini sorts the agents' wealth every step (O(N log N)).
 - ``"rmw"`` (:data:`RMW_REPORTERS`): what the reference market workload records
   (``../shared/WORKLOAD.md`` step 8): P_j, HHI_j per asset and mean capital.
-- ``"none"``: no model columns (the DataCollector still exists, e.g. for agent data).
+- ``"none"``: no model columns (the DataCollector still exists, e.g. for agent data; its
+  model frame is empty).
 
 A sequence of names picks those reporters, in that order. The selection changes which
 columns are collected and nothing else: reporters read the model and never change it,
@@ -182,6 +183,16 @@ class MarketCollector(mesa.DataCollector):
                 super().collect(model)
             finally:
                 self.model_reporters = own
+
+
+    def get_model_vars_dataframe(self) -> Any:
+        """Mesa's frame of the model columns; an empty frame where none is collected
+        (``reporters="none"``; Mesa raises a UserWarning then)."""
+        if not self.model_reporters:
+            import pandas as pd
+
+            return pd.DataFrame()
+        return super().get_model_vars_dataframe()
 
 
 def make_collector(model: Any, spec: Any = None, collect_agents: bool = False

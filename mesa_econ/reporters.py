@@ -271,13 +271,9 @@ def supply_of(model: Any, asset: int) -> float:
 
 
 def hhi_of(model: Any, asset: int) -> float:
-    """HHI_j (§8.1) of one asset; 0.0 when its supply is 0."""
-    column = model.holdings[:, asset]
-    supply = float(model.supply[asset])
-    low, high = _SQUARE_SAFE
-    if low < supply < high:
-        return float(column @ column) / (supply * supply)  # §8.1
-    return _hhi_scaled(model, asset, supply)
+    """HHI_j (§8.1) of one asset; 0.0 when its supply is 0 (the same number as
+    :func:`hhis_of`, which the collector calls once for every asset)."""
+    return hhis_of(model)[asset]
 
 
 def agent_capital(agent: Any) -> float:

@@ -613,3 +613,53 @@ def test_utilisation_rejects_bad_input():
             fn(-np.ones((2, 2)), np.ones((2, 2)), [1.0, 1.0])
         with pytest.raises(ValueError, match="holdings"):
             fn(np.ones(2), np.ones((2, 2)), [1.0, 1.0])
+
+
+# ----------------------------------------------------------------- public kernels
+def test_reporters_import_only_public_metric_kernels():
+    """reporters.py shares metrics' kernels through public, documented names (issue 10)."""
+    import ast
+    import inspect
+
+    from mesa_econ import metrics, reporters
+
+    tree = ast.parse(inspect.getsource(reporters))
+    names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+             and node.module == "mesa_econ.metrics" for alias in node.names]
+    assert names and not [n for n in names if n.startswith("_")], names
+    for name in ("hhi_kernel", "gini_kernel", "gini_weights", "entropy_kernel",
+                 "bin_counts", "clogc_table", "CLOGC_MAX"):
+        assert name in metrics.__all__, name
+        if callable(getattr(metrics, name)):
+            assert getattr(metrics, name).__doc__, name
+
+
+def test_metric_kernels_by_hand():
+    """HHI of (3, 1) / 4 = 0.625; Gini of (0, 0, 4) = 2/3; entropy of a series split 2/2
+    over two bins = log 2; c·log c table at c = 4 is 4 log 4."""
+    from mesa_econ.metrics import (
+        bin_counts,
+        clogc_table,
+        entropy_kernel,
+        gini_kernel,
+        gini_weights,
+        hhi_kernel,
+    )
+
+    h = np.array([[3.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_allclose(hhi_kernel(h, np.array([4.0, 0.0])), [0.625, 0.0])
+    assert gini_kernel(np.array([0.0, 4.0, 0.0]), gini_weights(3)) == pytest.approx(2 / 3)
+    series = np.array([[1.0], [1.0], [3.0], [3.0]])
+    assert bin_counts(series, 2).tolist() == [[2, 2]]
+    assert entropy_kernel(series, 2)[0] == pytest.approx(math.log(2.0))
+    assert clogc_table(4)[4] == pytest.approx(4 * math.log(4))
+    with pytest.raises(ValueError):
+        clogc_table(4)[0] = 1.0  # the shared table is read-only
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=arrays(np.float64, st.integers(1, 30), elements=st.floats(0, 1e6)))
+def test_gini_kernel_equals_the_checked_gini(values):
+    from mesa_econ.metrics import gini_kernel, gini_weights
+
+    assert gini_kernel(values, gini_weights(values.shape[0])) == gini(values)

@@ -193,3 +193,125 @@ def test_drift_reporters_by_hand():
     model.initial_supply, model.supply, model.t = np.array([10.0]), np.array([40.0]), 2
     assert reporters.report_price_drift(model) == pytest.approx(np.log(2.0))
     assert reporters.report_supply_drift(model) == pytest.approx(np.log(2.0))
+
+
+# ----------------------------------------------------------------- reporter selection
+_DEFAULT_COLUMNS = ["price_0", "curve_price_0", "supply_0", "price_1", "curve_price_1",
+                    "supply_1", "hhi", "gini", "volatility", "level_variance", "price_drift",
+                    "supply_drift", "price_entropy", "reserve_coverage", "mean_capital",
+                    "mean_reward"]
+
+
+def _selection_model(spec, **kw):
+    from mesa_econ import EconomyModel
+
+    return EconomyModel(n_agents=7, n_assets=2, graph="watts_strogatz",
+                        graph_params={"k": 2, "p": 0.2}, nu=0.05, kappa=1e-3, income=1.0,
+                        policy="random", trade_scale=20.0, reporters=spec, rng=11, **kw)
+
+
+@pytest.mark.parametrize("spec, columns", [
+    (None, _DEFAULT_COLUMNS),
+    ("default", _DEFAULT_COLUMNS),
+    ("rmw", ["price_0", "hhi_0", "price_1", "hhi_1", "mean_capital"]),
+    ("none", []),
+    (("gini", "price", "mean_reward"), ["price_0", "price_1", "gini", "mean_reward"]),
+])
+def test_reporter_selection_picks_the_columns(spec, columns):
+    model = _selection_model(spec)
+    for _ in range(3):
+        model.step()
+    frame = model.datacollector.get_model_vars_dataframe()
+    assert list(frame.columns) == columns
+    assert len(frame) == (4 if columns else 0)  # t = 0 and three steps
+    steps = getattr(model.datacollector, "_collection_steps", None)  # Mesa >= 3.5
+    assert steps is None or len(steps) == (4 if columns else 0)
+
+
+def test_reporter_selection_changes_nothing_but_the_columns():
+    """The same seed with the default, RMW, no and a custom reporter set: every state
+    array, the rewards and the generators' states are the same bit for bit, and the
+    columns two sets share hold the same numbers."""
+    models = [_selection_model(spec, settlement=settlement)
+              for settlement in ("spot", "curve")
+              for spec in ("default", "rmw", "none", ("hhi", "supply"))]
+    for model in models:
+        for _ in range(12):
+            model.step()
+    for group in (models[:4], models[4:]):
+        first = group[0]
+        for other in group[1:]:
+            for name in ("capital", "holdings", "supply", "reserve", "deviation", "prices",
+                         "last_rewards", "factors"):
+                a, b = getattr(first, name), getattr(other, name)
+                assert a.tobytes() == b.tobytes(), name
+            assert first.rng.bit_generator.state == other.rng.bit_generator.state
+            assert (first.policy_rng.bit_generator.state
+                    == other.policy_rng.bit_generator.state)
+        frames = [m.datacollector.get_model_vars_dataframe() for m in group]
+        for column in ("price_1", "hhi"):
+            assert frames[0][column].tolist() == frames[3 if column == "hhi" else 1][
+                column].tolist()
+
+
+def test_rmw_reporters_are_the_workloads_records():
+    """P_j, HHI_j = Σ_i (H_ij/S_j)², mean_i B_i, equal to the metrics on the model's arrays."""
+    model = _selection_model("rmw")
+    for _ in range(5):
+        model.step()
+    row = model.datacollector.get_model_vars_dataframe().iloc[-1]
+    np.testing.assert_array_equal([row["price_0"], row["price_1"]], model.prices)
+    np.testing.assert_allclose([row["hhi_0"], row["hhi_1"]], hhi(model.holdings,
+                                                                  model.supply), rtol=1e-13)
+    assert row["mean_capital"] == pytest.approx(model.capital.mean(), rel=1e-14)
+
+
+def test_default_reporters_add_utilisation_with_needs_and_capacity():
+    model = _selection_model(None, demand=2.0, capacity=50.0)
+    assert list(model.datacollector.model_vars)[-1] == "utilisation"
+
+
+@pytest.mark.parametrize("spec", ["everything", ("price", "nope"), ("gini", "gini"), 3,
+                                  [1, 2], {"gini": 1}])
+def test_bad_reporter_selection_is_refused_by_name(spec):
+    with pytest.raises(ValueError, match=r"reporters=.* is invalid: expected"):
+        _selection_model(spec)
+
+
+def test_builtin_reporters_are_not_deep_copied(monkeypatch):
+    """Mesa's DataCollector deep-copies every reporter's value; the model's collector
+    appends its reporters' plain floats as they are, and still deep-copies a reporter a
+    user adds (Mesa's semantics for values that might be mutable)."""
+    import mesa.datacollection
+
+    calls = []
+
+    def counting_deepcopy(value, *args):
+        calls.append(value)
+        return value
+
+    monkeypatch.setattr(mesa.datacollection, "deepcopy", counting_deepcopy)
+    model = _selection_model("default", collect_agents=True)
+    model.step()
+    assert calls == []
+    model.datacollector.model_reporters["window"] = lambda m: m.price_window.copy()
+    model.datacollector.model_vars["window"] = []
+    model.step()
+    assert len(calls) == 1 and isinstance(calls[0], np.ndarray)
+    assert len(model.datacollector.model_vars["window"]) == 1
+    assert len(model.datacollector.model_vars["gini"]) == 3
+    agents = model.datacollector.get_agent_vars_dataframe()
+    assert len(agents) == 3 * 7  # agent rows at t = 0, 1, 2
+
+
+def test_collector_groups_equal_the_one_column_reporters():
+    """What the collector appends per asset (prices_of, hhis_of, ...) equals the
+    one-column reporters Mesa is shown (price_of(asset=j), hhi_of(asset=j), ...)."""
+    model = FakeModel()
+    for group, single in ((reporters.prices_of, reporters.price_of),
+                          (reporters.curve_prices_of, reporters.curve_price_of),
+                          (reporters.supplies_of, reporters.supply_of),
+                          (reporters.hhis_of, reporters.hhi_of)):
+        values = group(model)
+        assert all(type(v) is float for v in values)
+        assert values == [single(model, asset=j) for j in range(3)]
