@@ -64,7 +64,7 @@ class MarketBatch:
             if not isinstance(model, EconomyModel):
                 raise ValueError(f"models[{k}]={type(model).__name__} is invalid: expected "
                                  "an EconomyModel")
-            if model.config != first.config:
+            if not _same_config(model.config, first.config):
                 raise ValueError(f"models[{k}] has another configuration than models[0]: "
                                  "expected K markets of one configuration")
             if model.t != first.t:
@@ -253,6 +253,15 @@ def batched_actions(policy: Any, obs: torch.Tensor, generators: Sequence[torch.G
         eps = torch.randn(mean[i].shape, generator=gen, dtype=mean.dtype, device=mean.device)
         torch.add(mean[i], std * eps, out=u[i])
     return u
+
+
+def _same_config(a: ModelConfig, b: ModelConfig) -> bool:
+    """Whether two configurations are equal (per-asset fields given as numpy arrays
+    compare by value: dataclass equality of such fields is ambiguous)."""
+    try:
+        return bool(a == b)
+    except ValueError:
+        return repr(a) == repr(b)
 
 
 def _seed_list(seeds: Sequence[int]) -> list[int]:

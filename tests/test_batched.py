@@ -183,6 +183,17 @@ def test_rejects_mixed_configurations_and_bad_orders():
         batch.step(np.zeros((2, 5, 3)))
 
 
+def test_configurations_with_array_fields_compare_by_value():
+    kappa = [1e-3, 2e-3]
+    models = [EconomyModel(n_agents=4, n_assets=2, kappa=np.array(kappa), rng=s,
+                           collect_every=0) for s in (1, 2)]
+    assert MarketBatch(models).n_markets == 2
+    other = EconomyModel(n_agents=4, n_assets=2, kappa=np.array([1e-3, 3e-3]), rng=3,
+                         collect_every=0)
+    with pytest.raises(ValueError, match="configuration"):
+        MarketBatch([models[0], other])
+
+
 def test_a_market_that_raises_is_named_and_left_as_it_was():
     params = dict(n_agents=4, n_assets=1, policy="hold", collect_every=0)
     batch = MarketBatch.from_seeds([1, 2], **params)
