@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from mesa_econ._validation import fail
+
 __all__ = ["TrainingStreams", "check_episode_length", "check_horizon", "first_env",
            "fresh_env", "training_generators"]
 
@@ -29,8 +31,8 @@ def check_episode_length(episode_length: Any, num_steps: int) -> None:
         return
     if isinstance(episode_length, bool) or not isinstance(episode_length, numbers.Integral) \
             or episode_length < num_steps or episode_length % num_steps:
-        raise ValueError(f"episode_length={episode_length!r} is invalid: expected None or a "
-                         f"positive multiple of num_steps={num_steps}")
+        fail("episode_length", episode_length,
+             f"None or a positive multiple of num_steps={num_steps}")
 
 
 def check_horizon(model: Any, episode_length: int | None) -> None:
@@ -40,10 +42,10 @@ def check_horizon(model: Any, episode_length: int | None) -> None:
         return
     horizon = model.config.market.horizon
     if horizon != episode_length:
-        raise ValueError(f"episode_length={episode_length} differs from the market's "
-                         f"horizon={horizon}: the agents observe min(t, H)/H, so an episode "
-                         f"must last H steps (build the model with horizon={episode_length}"
-                         f" or train with episode_length={horizon})")
+        fail("episode_length", episode_length,
+             f"the market's horizon={horizon}: the agents observe min(t, H)/H, so an episode "
+             f"must last H steps (build the model with horizon={episode_length} or train "
+             f"with episode_length={horizon})")
 
 
 class TrainingStreams(NamedTuple):

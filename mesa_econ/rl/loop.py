@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mesa_econ.config import check_int
+from mesa_econ._validation import check_int
 
 __all__ = ["TIMING_COLUMNS", "IterationRecord", "Learner", "train_loop"]
 

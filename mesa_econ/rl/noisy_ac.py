@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from mesa_econ.config import check_choice, check_int, check_number
+from mesa_econ._validation import check_choice, check_int, check_number
 from mesa_econ.rl.episodes import check_episode_length
 from mesa_econ.rl.normalize import NormalizedPolicy
 from mesa_econ.rl.optim import StackedAdam

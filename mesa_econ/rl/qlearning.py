@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from mesa_econ.config import check_choice, check_int, check_number
+from mesa_econ._validation import check_choice, check_int, check_number
 from mesa_econ.rl.episodes import check_horizon, first_env, fresh_env, training_generators
 from mesa_econ.rl.evaluate import price_level_variance
 from mesa_econ.rl.loop import train_loop
