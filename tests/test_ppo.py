@@ -610,3 +610,22 @@ def test_k_markets_train_shared_policy_groups():
     moved = [(w.detach() - b).abs().amax(dim=(1, 2)) for w, b in
              zip(algo.ensemble.actor_w, before, strict=True)]
     assert all(bool((m > 0).all()) for m in moved)
+
+
+def test_k_markets_without_normalisers_store_raw_observations_and_rewards(monkeypatch):
+    model, algo = _vec_trainer(n_markets=2, norm_obs=False, norm_reward=False)
+    raw_rewards, raw_obs = [], [algo._vec.batch.observe().copy()]
+    step = algo._vec.batch.step
+
+    def spy(orders):
+        step(orders)
+        raw_rewards.append(algo._vec.batch.last_rewards.copy())
+        raw_obs.append(algo._vec.batch.observe().copy())
+
+    monkeypatch.setattr(algo._vec.batch, "step", spy)
+    algo.collect_step()
+    n = model.n_agents
+    np.testing.assert_array_equal(algo.buffer.rewards.numpy(),
+                                  np.stack(raw_rewards).reshape(16, 2 * n).astype(np.float32))
+    np.testing.assert_array_equal(algo.buffer.obs.numpy(),
+                                  np.stack(raw_obs[:16]).reshape(16, 2 * n, -1))
