@@ -380,7 +380,8 @@ class EconomyModel(mesa.Model):
         """:attr:`price_window`, oldest first (a copy)."""
         if self._window_len < PRICE_WINDOW:
             return self._window[:self._window_len].copy()
-        return np.roll(self._window, -((self.t + 1) % PRICE_WINDOW), axis=0)
+        start = (self.t + 1) % PRICE_WINDOW  # the oldest row (np.roll's result, cheaper)
+        return np.concatenate((self._window[start:], self._window[:start]))
 
     @property
     def state(self) -> MarketState:
