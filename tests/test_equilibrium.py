@@ -395,7 +395,7 @@ def test_load_profile_reads_the_game_of_a_train_run(tmp_path):
     assert profile.params["population_seed"] == 5 and profile.scenario == "defi_token_market"
     assert load_profile(tmp_path / "run" / "checkpoint",
                         population_seed=9).params["population_seed"] == 9
-    with pytest.raises(ValueError, match=r"n_agents|obs_dim|act_dim|observation"):
+    with pytest.raises(ValueError, match=r"n_agents|obs_dim|act_dim|observation|graph_params k=6"):
         load_profile(tmp_path / "run" / "checkpoint", scenario="resource_network")
 
 
