@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         save_checkpoint,
     )
     from mesa_econ.rl.evaluate import evaluate_policy, paired_difference, run_policy, verdict
+    from mesa_econ.rl.loop import IterationRecord, Learner, train_loop
     from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer, RewardNormalizer
     from mesa_econ.rl.optim import StackedAdam
     from mesa_econ.rl.ppo import PPO, PPOConfig, ppo_update
@@ -53,6 +54,7 @@ _LAZY = {
                     "mesa_econ.rl.evaluate"),
     **dict.fromkeys(("NormalizedPolicy", "ObsNormalizer", "RewardNormalizer"),
                     "mesa_econ.rl.normalize"),
+    **dict.fromkeys(("IterationRecord", "Learner", "train_loop"), "mesa_econ.rl.loop"),
     "StackedAdam": "mesa_econ.rl.optim",
     **dict.fromkeys(("PPO", "PPOConfig", "ppo_update"), "mesa_econ.rl.ppo"),
     "Trainer": "mesa_econ.rl.trainer",
