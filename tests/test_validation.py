@@ -27,9 +27,7 @@ M = MarketConfig().n_assets
 
 NUMERIC = {"int", "float", "int | None", "float | None", "PerAsset", "PerAsset | None"}
 PER_ASSET = {"PerAsset", "PerAsset | None"}
-# Hyperparameters whose checks live in modules outside the validation module's reach
-# (``check_episode_length`` in rl/episodes.py accepts 10**400, a multiple of num_steps).
-NOT_HERE = {(PPOConfig, "episode_length"), (NoisyACConfig, "episode_length")}
+NOT_HERE: set[tuple[type, str]] = set()  # (config, field) pairs checked elsewhere: none
 CONFIGS = (MarketConfig, RewardConfig, PolicyConfig, ModelConfig, PPOConfig, QLearningConfig,
            NoisyACConfig)
 
@@ -79,6 +77,16 @@ def test_config_numeric_fields_reject_strings_bools_lists_and_huge_ints(cls, nam
     with pytest.raises(ValueError) as exc:
         cls(**{name: bad})
     _message_names(exc, "policy" if name == "kind" else name)
+
+
+@pytest.mark.parametrize("cls,name", [(cls, f.name) for cls in CONFIGS for f in fields(cls)
+                                       if f.type == "bool"])
+@pytest.mark.parametrize("bad", [0, 1, "True", None, np.float64(1.0)])
+def test_config_switches_take_only_booleans(cls, name, bad):
+    """PPOConfig.norm_obs=1 or QLearningConfig.double_q="False" is refused, not read."""
+    with pytest.raises(ValueError) as exc:
+        cls(**{name: bad})
+    _message_names(exc, name)
 
 
 def _model_numeric_keywords() -> list[tuple[str, bool]]:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from mesa_econ._validation import fail
+from mesa_econ._validation import check_int, fail
 
 __all__ = ["TrainingStreams", "check_episode_length", "check_horizon", "first_env",
            "fresh_env", "training_generators"]
@@ -29,6 +29,7 @@ def check_episode_length(episode_length: Any, num_steps: int) -> None:
     ``num_steps`` (market rebuilds fall on rollout boundaries)."""
     if episode_length is None:
         return
+    check_int("episode_length", episode_length, 1)
     if isinstance(episode_length, bool) or not isinstance(episode_length, numbers.Integral) \
             or episode_length < num_steps or episode_length % num_steps:
         fail("episode_length", episode_length,

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from mesa_econ._validation import check_choice, check_int, check_number
+from mesa_econ._validation import check_bool, check_choice, check_int, check_number
 from mesa_econ.rl.episodes import check_episode_length
 from mesa_econ.rl.normalize import NormalizedPolicy
 from mesa_econ.rl.optim import StackedAdam
@@ -104,6 +104,8 @@ class NoisyACConfig:
 
     def __post_init__(self) -> None:
         check_int("num_steps", self.num_steps, 1)
+        for name in ("norm_adv", "norm_obs", "norm_reward"):
+            check_bool(name, getattr(self, name))
         for name in ("gamma", "gae_lambda"):
             check_number(name, getattr(self, name), 0.0, 1.0)
         for name in ("learning_rate", "adam_eps", "clip_obs", "clip_reward"):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mesa_econ._validation import check_bool
 from mesa_econ.config import check_int, check_number
 from mesa_econ.policies.stacked import kept_tensor
 from mesa_econ.rl import ppo_grad
@@ -109,6 +110,8 @@ class PPOConfig:
         for name in ("max_grad_norm", "target_kl"):
             if getattr(self, name) is not None:
                 check_number(name, getattr(self, name), 0.0, low_open=True)
+        for name in ("anneal_lr", "norm_adv", "clip_vloss", "norm_obs", "norm_reward"):
+            check_bool(name, getattr(self, name))
         check_episode_length(self.episode_length, self.num_steps)
         if self.seed is not None:
             check_int("seed", self.seed)

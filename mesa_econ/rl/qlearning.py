@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from mesa_econ._validation import check_choice, check_int, check_number
+from mesa_econ._validation import check_bool, check_choice, check_int, check_number
 from mesa_econ.rl.episodes import check_horizon, first_env, fresh_env, training_generators
 from mesa_econ.rl.evaluate import price_level_variance
 from mesa_econ.rl.loop import train_loop
@@ -104,6 +104,8 @@ class QLearningConfig:
 
     def __post_init__(self) -> None:
         check_int("n_levels", self.n_levels, 2)
+        for name in ("mean_field", "double_q"):
+            check_bool(name, getattr(self, name))
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral)
                                   or h < 1 for h in self.hidden):
             raise ValueError(f"hidden={self.hidden!r} is invalid: expected a non-empty tuple "
