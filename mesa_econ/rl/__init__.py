@@ -66,6 +66,8 @@ __getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 __all__ = [
     "ALGORITHMS",
+    "IterationRecord",
+    "Learner",
     "PPO",
     "NormalizedPolicy",
     "ObsNormalizer",
@@ -85,6 +87,7 @@ __all__ = [
     "register_policy_class",
     "run_policy",
     "save_checkpoint",
+    "train_loop",
     "verdict",
 ]
 

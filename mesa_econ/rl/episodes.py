@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from mesa_econ._validation import check_int, fail
+from mesa_econ._validation import INT_MAX, fail
 
 __all__ = ["TrainingStreams", "check_episode_length", "check_horizon", "first_env",
            "fresh_env", "training_generators"]
@@ -29,11 +29,10 @@ def check_episode_length(episode_length: Any, num_steps: int) -> None:
     ``num_steps`` (market rebuilds fall on rollout boundaries)."""
     if episode_length is None:
         return
-    check_int("episode_length", episode_length, 1)
     if isinstance(episode_length, bool) or not isinstance(episode_length, numbers.Integral) \
-            or episode_length < num_steps or episode_length % num_steps:
+            or not num_steps <= episode_length <= INT_MAX or episode_length % num_steps:
         fail("episode_length", episode_length,
-             f"None or a positive multiple of num_steps={num_steps}")
+             f"None or a positive multiple of num_steps={num_steps} (int64)")
 
 
 def check_horizon(model: Any, episode_length: int | None) -> None:
