@@ -66,9 +66,9 @@ __getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 __all__ = [
     "ALGORITHMS",
+    "PPO",
     "IterationRecord",
     "Learner",
-    "PPO",
     "NormalizedPolicy",
     "ObsNormalizer",
     "PPOConfig",
