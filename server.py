@@ -1,9 +1,11 @@
 """Browser visualisation of mesa_econ: ``solara run server.py`` (see docs/visualisation.md).
 
-Serves Mesa's SolaraViz page for :class:`mesa_econ.viz.VizEconomyModel`: the interaction
-network, price against the bonding curve, concentration, entropy, volatility and reserve
-coverage, with the scenario and the market parameters as controls. Works offline with the
-``mesa_econ[viz]`` pins; solara's usage telemetry is switched off here.
+Serves Mesa's SolaraViz page (:mod:`mesa_econ.viz`) for
+:class:`mesa_econ.viz.VizEconomyModel`: the interaction network, price against the bonding
+curve, concentration, entropy, volatility and reserve coverage, updated in place on every
+step, a summary with a shock button, and the scenario and the market parameters as
+controls. Works offline with the ``mesa_econ[viz]`` pins; solara's usage telemetry is
+switched off here.
 """
 
 import os
@@ -20,7 +22,8 @@ solara.server.settings.telemetry.mixpanel_enable = False
 # Development mode also embeds a one-time install check that loads a page from solara.dev.
 solara.checks.should_perform_solara_check = lambda: False
 
-from mesa_econ.viz import VizEconomyModel, make_page  # noqa: E402
+from mesa_econ.viz.controls import VizEconomyModel  # noqa: E402
+from mesa_econ.viz.panels import make_page  # noqa: E402
 
 
 def _reload_only_this_project() -> None:

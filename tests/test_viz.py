@@ -1,4 +1,4 @@
-"""The visualisation's helpers without a browser: controls → model, errors, panels.
+"""The visualisation without a browser: controls → model, errors, the figures, the page.
 
 The page itself is driven in Chromium by tests/test_browser.py.
 """
@@ -13,15 +13,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ipyvuetify as v
+import ipywidgets
 import mesa
 import numpy as np
 import pytest
+import solara
+from hypothesis import given
+from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
-from mesa_econ import viz  # imports mesa.visualization (its import-time warning filtered)
+from mesa_econ import viz
 from mesa_econ.config import CURVE_KINDS
 from mesa_econ.model import EconomyModel
 from mesa_econ.scenarios import SCENARIOS, scenario_params
+from mesa_econ.viz import figures, panels  # panels imports mesa.visualization (warning filtered)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,9 +50,8 @@ def test_server_module_builds_the_page_with_telemetry_off():
     assert solara.checks.should_perform_solara_check() is False
     assert isinstance(server.model, viz.VizEconomyModel)
     assert server.model.error is None
-    assert server.page.component.name == "SolaraViz"
-    assert server.page.kwargs["model_params"].keys() == viz.model_params().keys()
-    assert len(server.page.kwargs["components"]) == len(viz.PANELS)
+    assert server.page.component.name == "EconomyPage"
+    assert server.page.kwargs["model"] is server.model
 
 
 def test_model_params_are_the_init_keywords_with_the_same_defaults():
@@ -188,11 +193,12 @@ def test_network_nodes_are_coloured_by_relative_wealth_and_sized_by_holdings():
     order = np.argsort(holdings)
     assert np.all(np.diff(sizes[order]) >= 0)  # bigger holdings, bigger node
 
-    # Mesa's own network drawer places the nodes on the cached layout with these styles
+    # Mesa's own network drawer (notebooks) places the nodes on the cached layout with these
+    # styles
     portrayal, _ = viz.network_portrayal(model)
     ax = Figure().add_subplot()
     mesa.visualization.draw_space(model.grid, portrayal, ax=ax, **viz.network_layout_kwargs(model))
-    viz.apply_node_sizes(ax, model)  # what the panel's post_process does
+    viz.apply_node_sizes(ax, model)  # Mesa 3.3.1's drawer drops the sizes
     nodes = [c for c in ax.collections if len(c.get_offsets()) == model.n_agents]
     assert len(nodes) == 1
     layout = viz.fixed_layout(model.graph)
@@ -201,25 +207,181 @@ def test_network_nodes_are_coloured_by_relative_wealth_and_sized_by_holdings():
     np.testing.assert_allclose(nodes[0].get_sizes(), sizes[rows])
 
 
-def test_price_plot_dashes_the_curve_and_names_the_lines():
-    ax = Figure().add_subplot()
-    ax.plot([1, 2], label="price_0")
-    ax.plot([1, 3], label="curve_price_0")
-    viz._styled("t", "price", {"price_0": "P0 quoted", "curve_price_0": "f(S0) curve"})(ax)
-    styles = {line.get_label(): line.get_linestyle() for line in ax.get_lines()}
-    assert styles == {"P0 quoted": "-", "f(S0) curve": "--"}
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["P0 quoted", "f(S0) curve"]
+def test_the_page_network_draws_the_node_style_with_a_sticky_colour_scale():
+    model = viz.VizEconomyModel(n_agents="25", seed="3")
+    plot = viz.NetworkPlot(model)
+    _run(model, 8)
+    plot.frame(model)
+    relative, sizes, _ = viz.node_style(model)
+    layout = viz.fixed_layout(model.graph)
+    np.testing.assert_allclose(plot.nodes.get_offsets(), [layout[i] for i in range(25)])
+    np.testing.assert_allclose(plot.nodes.get_sizes(), sizes)
+    np.testing.assert_allclose(plot.nodes.get_array(), relative)
+    span = plot.nodes.norm.vmax
+    assert plot.nodes.norm.vmin == -span and span >= np.max(np.abs(relative))
+    assert plot.colorbar.norm is plot.nodes.norm  # the colour bar shows the nodes' scale
+    assert plot.label.get_text() == "t = 8"
 
 
-def test_panels_of_a_running_model_are_mesa_components():
+def test_at_t0_the_panels_show_the_initial_state_on_sensible_axes():
+    model = viz.VizEconomyModel(n_agents="100", seed="1")  # defi_token_market: M = 1
+    assert model.t == 0
+    price = float(model.prices[0])
+    assert float(model.curve_prices[0]) == price  # quoted = f(S) at t = 0
+
+    prices = panels.price_plot(model)
+    prices.frame(model)
+    assert prices.axes.get_xlim() == (0.0, 10.0)
+    # one point at the price, on ± 7.5% of it: span 10% of the value, 25% headroom a side
+    np.testing.assert_allclose(prices.axes.get_ylim(), (0.925 * price, 1.075 * price))
+    for line in prices.lines:
+        assert line.get_visible() and line.get_markevery() == [0]  # a dot, not nothing
+        np.testing.assert_array_equal(line.get_xydata(), [[0.0, price]])
+
+    concentration = panels.concentration_plot(model)
+    concentration.frame(model)
+    hhi, gini = (model.datacollector.model_vars[c][0] for c in ("hhi", "gini"))
+    assert (hhi, gini) == pytest.approx((1 / 100, 0.0))  # equal holdings and wealth
+    # data [0, 0.01], span raised to 0.05 → 0.005 ± 0.0375, moved up to start at 0
+    np.testing.assert_allclose(concentration.axes.get_ylim(), (0.0, 0.075))
+
+    network = viz.NetworkPlot(model)
+    network.frame(model)
+    wealth = float(np.mean(model.wealth))
+    # everybody equal: white (up to the rounding of the mean)
+    np.testing.assert_allclose(network.nodes.get_array(), 0.0, atol=1e-12 * wealth)
+    # the colour bar spans ± 1.5e-4 × mean wealth (not ± 1e-9)
+    np.testing.assert_allclose(network.nodes.norm.vmax, 1.5e-4 * wealth)
+    assert network.nodes.norm.vmin == -network.nodes.norm.vmax
+
+
+def _buffer(plot) -> np.ndarray:
+    return np.asarray(plot.canvas.buffer_rgba()).copy()
+
+
+@pytest.mark.parametrize("make", [viz.NetworkPlot, panels.price_plot, panels.volatility_plot])
+def test_a_blitted_frame_is_the_picture_drawn_from_scratch(make):
+    model = viz.VizEconomyModel(scenario_name="shock_recovery", n_agents="30", n_assets="2",
+                                seed="8")
+    plot = make(model)
+    blitted = 0
+    for _ in range(60):
+        model.step()
+        full_before = plot.full_draws
+        plot.frame(model)
+        blitted += plot.full_draws == full_before
+        frame = _buffer(plot)
+        plot._invalidate()
+        plot._key = None
+        plot.frame(model)  # everything drawn again
+        np.testing.assert_array_equal(frame, _buffer(plot))
+    assert blitted >= 30  # most frames reuse the background
+
+
+def test_frames_change_with_each_step_and_are_cached_in_between():
+    model = viz.VizEconomyModel(n_agents="20", seed="2")
+    plots = [make(model) for make in (viz.NetworkPlot, panels.price_plot,
+                                      panels.concentration_plot, panels.entropy_plot,
+                                      panels.volatility_plot, panels.coverage_plot)]
+    first = [plot.frame(model) for plot in plots]
+    assert all(frame[:2] == b"\xff\xd8" for frame in first)  # JPEG
+    assert [plot.frame(model) for plot in plots] == first  # same t: the cached bytes
+    for _ in range(3):
+        model.step()
+    assert all(plot.frame(model) != old for plot, old in zip(plots, first, strict=True))
+
+
+def test_a_column_the_model_does_not_collect_is_named_not_drawn():
+    model = viz.VizEconomyModel(n_agents="10", seed="2")
+    plot = viz.LinePlot("t", "y", [viz.Series("hhi", "HHI", "C0"),
+                                   viz.Series("no_such_column", "utopia", "C1")], min_span=1.0)
+    plot.frame(model)
+    assert plot.note.get_text() == "not collected by this model: utopia"
+    assert plot.lines[0].get_visible() and not plot.lines[1].get_visible()
+
+
+@pytest.mark.parametrize(("value", "ceiling"), [(10, 10), (10.5, 20), (20, 20), (21, 50),
+                                                (51, 100), (0.3, 0.5), (1e-3, 1e-3)])
+def test_nice_ceiling(value, ceiling):
+    assert figures.nice_ceiling(value) == pytest.approx(ceiling)
+
+
+finite = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@given(finite, st.floats(0, 1e6), st.floats(1e-6, 1e3),
+       st.one_of(st.none(), st.tuples(finite, st.floats(0, 1e6))))
+def test_sticky_limits_hold_the_data_and_move_only_when_needed(low, width, min_span, current):
+    high = low + width
+    if current is not None:
+        current = (current[0], current[0] + current[1])
+    lo, hi = figures.sticky_limits(current, low, high, min_span=min_span)
+    span = max(width, min_span)
+    rounding = 4 * np.finfo(float).eps * max(abs(low), abs(high), 1.0)
+    assert lo <= low and high <= hi  # the data are inside
+    assert hi - lo >= span - rounding  # at least the minimum span
+    if current is not None and current[0] <= low and high <= current[1] \
+            and span <= current[1] - current[0] <= 4 * span:
+        assert (lo, hi) == current  # it fitted: no redraw
+    else:
+        assert hi - lo <= 1.5 * span + rounding  # fresh limits: 25% headroom a side
+
+
+@given(st.floats(0, 1), st.floats(0, 1), st.floats(1e-3, 2))
+def test_sticky_limits_stay_within_bounds(a, b, min_span):
+    low, high = min(a, b), max(a, b)
+    lo, hi = figures.sticky_limits(None, low, high, min_span=min_span, bounds=(0.0, 1.0))
+    assert 0.0 <= lo <= low and high <= hi <= 1.0
+
+
+def test_panels_of_a_running_model():
     model = viz.VizEconomyModel(scenario_name="resource_network", n_agents="20", seed="2")
     _run(model, 2)
     names = [panel(model).component.name for panel in viz.PANELS]
-    assert names == ["SpaceMatplotlib", *["PlotMatplotlib"] * 5, "Column"]
+    assert names == [*["LiveFigure"] * 6, "SummaryPanel"]
 
 
-def test_the_model_class_needs_no_solara_and_pickles():
-    code = ("import sys; from mesa_econ.viz_controls import VizEconomyModel; "
+def test_the_page_renders_titled_with_every_figure_and_shocks_now():
+    model = viz.VizEconomyModel(n_agents="12", seed="4")
+    _box, rc = solara.render(viz.make_page(model), handle_error=False)
+    titles = rc.find(solara.components.title.TitleWidget).widgets
+    assert [w.title for w in titles] == [viz.TITLE]  # the browser tab, not "Solara"
+    images = rc.find(ipywidgets.Image).widgets
+    assert len(images) == 6 and all(w.format == "jpeg" for w in images)
+    before = [w.value for w in images]
+    model.step()
+    mesa.visualization.utils.force_update()  # what Mesa's Step button does after a step
+    assert all(w.value != old for w, old in zip(images, before, strict=True))
+
+    factors = model.factors.copy()
+    rc.find(v.Btn, children=["Shock now"]).widget.click()
+    size = panels.DEFAULT_SHOCK
+    np.testing.assert_array_equal(model.factors, factors + size)
+    assert model.shock_log == [(1, size)]
+    rc.find(children=[f"Shock of {size:+.4g} added to Z of every asset at t = 1: it hits "
+                      "step 2."]).assert_single()
+    rc.close()
+
+
+def test_shock_now_is_apply_shock_on_every_asset_and_refuses_without_a_model():
+    model = viz.VizEconomyModel(n_agents="10", n_assets="2", seed="3")
+    twin = viz.VizEconomyModel(n_agents="10", n_assets="2", seed="3")
+    model.shock_now(-1.25)
+    twin.apply_shock(-1.25)
+    np.testing.assert_array_equal(model.factors, twin.factors)
+    assert model.shock_log == [(0, -1.25)]
+    with pytest.raises(ValueError, match="size=nan is invalid"):
+        model.shock_now(float("nan"))
+    assert model.shock_log == [(0, -1.25)]
+    broken = viz.VizEconomyModel(n_agents="abc")
+    with pytest.raises(ValueError, match="no model to shock: Invalid parameters"):
+        broken.shock_now(1.0)
+
+
+@pytest.mark.parametrize("module", ["mesa_econ.viz.controls", "mesa_econ.viz_controls",
+                                    "mesa_econ.viz"])
+def test_the_model_class_needs_no_solara_and_pickles(module):
+    code = (f"import sys; from {module} import VizEconomyModel; "
             "VizEconomyModel(n_agents='5'); print('solara' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
