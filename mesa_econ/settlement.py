@@ -51,6 +51,8 @@ _ROUNDING_MARGIN = 1e-15
 """Relative margin on the solved unit prices (a few ulps), so p̄ <= u despite rounding."""
 
 
+_FEW_COLUMNS = 8
+"""Up to this many assets, row maxima are taken column by column (:func:`_row_max`)."""
 _ONES: dict[int, np.ndarray] = {}
 _ONES_KEPT = 8
 """How many sizes of ones vectors :func:`column_sums` keeps (the sizes a process steps)."""
@@ -101,12 +103,32 @@ def scale_buys_to_budget(orders: np.ndarray, capital: np.ndarray,
     rows = np.flatnonzero(over & (spend > 0.0))  # (budget < 0 where B < 1e-300)
     if rows.size == 0:
         return orders
-    peak = buys[rows].max(axis=1)
+    peak = _row_max(buys[rows])
     direction = buys[rows] / peak[:, None]
     largest = np.maximum(budget[rows], 0.0) / (direction @ unit_price)  # the largest buy
     executed = orders.copy()
     executed[rows] = np.where(orders[rows] > 0.0, direction * largest[:, None], orders[rows])
     return executed
+
+
+def _budget_binds(orders: np.ndarray, capital: np.ndarray, unit_price: np.ndarray) -> bool:
+    """Whether :func:`scale_buys_to_budget` would cut any order (without cutting them)."""
+    buys = np.maximum(orders, 0.0)
+    with np.errstate(over="ignore"):
+        spend = buys @ unit_price
+    over = spend > capital * (1.0 - _BUDGET_MARGIN) - _MONEY_TINY
+    return bool(over.any()) and bool((over & (spend > 0.0)).any())
+
+
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """``x.max(axis=1)`` of an (N, M) array; for a few columns as M − 1 elementwise
+    maxima (the same values, NaN included; numpy reduces short rows one at a time)."""
+    if x.shape[1] > _FEW_COLUMNS or x.shape[1] == 0:
+        return x.max(axis=1)
+    out = x[:, 0].copy()
+    for j in range(1, x.shape[1]):
+        np.maximum(out, x[:, j], out=out)
+    return out
 
 
 def _budget(capital: np.ndarray) -> np.ndarray:
@@ -191,7 +213,7 @@ def _settle_curve(orders: np.ndarray, capital: np.ndarray, reserve: np.ndarray,
         return clearing.settle(clearing.budget_prices(None))
     cost = quote.cost(flow)
     unit = quote.average_price(flow, cost)  # p̄ of the requested flow
-    if (scale_buys_to_budget(orders, capital, unit) is orders
+    if (not _budget_binds(orders, capital, unit)
             and not _any_negative_sum(reserve, cost)):
         return orders, orders @ unit, cost, unit, np.ones(orders.shape[1]), flow  # p̄_j
     clearing = _Clearing(orders, capital, reserve, quote, None)
@@ -240,7 +262,7 @@ class _Clearing:
         self.orders, self.reserve, self.quote, self.room = orders, reserve, quote, room
         buys = np.maximum(orders, 0.0)
         self.buys, self.sells = buys, column_sums(np.minimum(orders, 0.0))
-        self.peak = buys.max(axis=1)
+        self.peak = _row_max(buys)
         """Largest buy of each agent: b_i = peak_i · d_i, so costs never overflow."""
         self.direction = buys / np.where(self.peak > 0.0, self.peak, 1.0)[:, None]
         self.budget = _budget(capital)
