@@ -28,6 +28,7 @@ Decisions a user should know:
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -156,14 +157,24 @@ def report_volatility(model: Any) -> float:
     ``PRICE_WINDOW`` prices; :func:`mesa_econ.metrics.volatility`); 0.0 before the window
     has three prices."""
     window = model.price_window_ordered()
-    if window.shape[0] < 3 or not (window > 0).all():
+    if window.shape[0] < 3 or not window.min() > 0.0:
         return 0.0
     with np.errstate(over="ignore"):
         returns = np.log(window[1:] / window[:-1])
     if not math.isfinite(returns.sum()):  # a ratio beyond float64: difference of logs
         logs = np.log(window)
         returns = logs[1:] - logs[:-1]
-    return float(returns.std(axis=0, ddof=1).mean())  # the headline volatility
+    std = _column_std(returns)
+    return float(np.add.reduce(std)) / std.shape[0]  # the mean: the headline volatility
+
+
+def _column_std(x: np.ndarray) -> np.ndarray:
+    """``x.std(axis=0, ddof=1)`` of a (T, M) array, T >= 2: numpy's own operations in its
+    order (the same bits), without its Python-level dispatch."""
+    n = x.shape[0]
+    dev = x - np.add.reduce(x, axis=0, keepdims=True) / n
+    np.square(dev, out=dev)
+    return np.sqrt(np.add.reduce(dev, axis=0) / (n - 1))
 
 
 def report_level_variance(model: Any) -> float:
@@ -190,20 +201,31 @@ def report_price_drift(model: Any) -> float:
     P(t−W+1))/(W − 1), the mean log change per step (:func:`mesa_econ.metrics.drift`);
     0.0 before the window has two prices."""
     window = model.price_window_ordered()
-    if window.shape[0] < 2 or not (window > 0).all():
+    if window.shape[0] < 2:
         return 0.0
-    logs = np.log(window[[0, -1]])
-    return float((logs[1] - logs[0]).mean()) / (window.shape[0] - 1)
+    return _mean_log_change(window[0], window[-1], window.shape[0] - 1)
 
 
 def report_supply_drift(model: Any) -> float:
     """Mean over assets of the supply's drift since the start, (log S(t) − log S(0))/t
     (:func:`mesa_econ.metrics.drift` of the supply series); 0.0 at t = 0 or where a
     supply is 0."""
-    s0, s = model.initial_supply, model.supply
-    if model.t == 0 or not ((s0 > 0).all() and (s > 0).all()):
+    if model.t == 0:
         return 0.0
-    return float((np.log(s) - np.log(s0)).mean()) / model.t  # logs: no ratio overflow
+    return _mean_log_change(model.initial_supply, model.supply, model.t)
+
+
+def _mean_log_change(start: np.ndarray, end: np.ndarray, steps: int) -> float:
+    """mean_j (log end_j − log start_j) / steps (logs: no ratio overflow); 0.0 unless
+    every value is > 0. For a few assets on Python floats (cheaper than numpy calls)."""
+    if start.size <= 16:
+        a, b = start.tolist(), end.tolist()
+        if not (min(a) > 0.0 and min(b) > 0.0):
+            return 0.0
+        return math.fsum(map(operator.sub, map(math.log, b), map(math.log, a))) / len(a) / steps
+    if not ((start > 0).all() and (end > 0).all()):
+        return 0.0
+    return float((np.log(end) - np.log(start)).mean()) / steps
 
 
 def report_price_entropy(model: Any) -> float:

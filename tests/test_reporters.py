@@ -8,6 +8,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mesa_econ import reporters
 from mesa_econ.metrics import (
@@ -315,3 +317,20 @@ def test_collector_groups_equal_the_one_column_reporters():
         values = group(model)
         assert all(type(v) is float for v in values)
         assert values == [single(model, asset=j) for j in range(3)]
+
+
+@settings(max_examples=50, deadline=None)
+@given(t=st.integers(2, 40), m=st.integers(1, 4), exponent=st.integers(-8, 8),
+       seed=st.integers(0, 2**32 - 1))
+def test_column_std_is_numpys_std_bit_for_bit(t, m, exponent, seed):
+    """The volatility reporter's std (numpy's operations without its dispatch)."""
+    x = np.random.default_rng(seed).normal(size=(t, m)) * 10.0**exponent
+    assert reporters._column_std(x).tobytes() == x.std(axis=0, ddof=1).tobytes()
+
+
+def test_drift_reporters_are_zero_for_a_non_positive_series():
+    model = FakeModel(m=2)
+    model.price_window = np.array([[1.0, 2.0], [0.0, 3.0]])
+    model.supply = np.array([5.0, 0.0])
+    assert reporters.report_price_drift(model) == 0.0
+    assert reporters.report_supply_drift(model) == 0.0
