@@ -231,7 +231,7 @@ def test_at_t0_the_panels_show_the_initial_state_on_sensible_axes():
 
     prices = panels.price_plot(model)
     prices.frame(model)
-    assert prices.axes.get_xlim() == (0.0, 10.0)
+    assert prices.axes.get_xlim() == (-0.2, 10.0)  # t = 0..10, the first dot clear of the axis
     # one point at the price, on ± 7.5% of it: span 10% of the value, 25% headroom a side
     np.testing.assert_allclose(prices.axes.get_ylim(), (0.925 * price, 1.075 * price))
     for line in prices.lines:

@@ -187,7 +187,7 @@ class LinePlot(_Blitted):
         self.lines = []
         for s in self.series:
             (line,) = self.axes.plot([], [], color=s.color, linestyle="--" if s.dashed else "-",
-                                     linewidth=1.4, marker="o", markersize=4, label=s.label)
+                                     linewidth=1.4, marker="o", markersize=5, label=s.label)
             self.lines.append(line)
         self._animate(*self.lines)
         if legend:
@@ -221,7 +221,8 @@ class LinePlot(_Blitted):
         scale = max(abs(low), abs(high))
         min_span = max(self._min_span, self._relative_span * scale)
         ylim = sticky_limits(self._ylim, low, high, min_span=min_span, bounds=self._bounds)
-        xlim = (0.0, nice_ceiling(max(10.0, 1.1 * last_x)))
+        right = nice_ceiling(max(10.0, 1.1 * last_x))
+        xlim = (-0.02 * right, right)  # the t = 0 dot clear of the y axis
         if (xlim, ylim) != (self._xlim, self._ylim):
             self._xlim, self._ylim = xlim, ylim
             self.axes.set_xlim(*xlim)

@@ -12,6 +12,7 @@ in place on every step (Mesa's own plot components rebuild each figure, ~0.1 s a
 
 from __future__ import annotations
 
+import html
 import math
 import warnings
 from collections.abc import Callable
@@ -105,12 +106,13 @@ def LiveFigure(model: EconomyModel, make: Callable[[EconomyModel], Any], tick: i
 
 
 def _table(header: list[str], rows: list[list[str]]) -> Any:
-    cells = [solara.v.Html(tag="tr", children=[solara.v.Html(tag="th", children=[h])
-                                               for h in header])]
-    cells += [solara.v.Html(tag="tr", children=[solara.v.Html(tag="td", children=[c])
-                                                for c in row]) for row in rows]
-    return solara.v.SimpleTable(dense=True, children=[solara.v.Html(tag="tbody",
-                                                                    children=cells)])
+    """A small table as one HTML widget (one update per step, not one per cell)."""
+    cell = 'style="padding: 2px 14px 2px 0; text-align: left"'
+    head = "".join(f"<th {cell}>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(c)}</td>" for c in row)
+                   + "</tr>" for row in rows)
+    return solara.HTML(tag="div", unsafe_innerHTML=f"<table><tr>{head}</tr>{body}</table>",
+                       style="font-size: 0.85em")
 
 
 def _shock_text(model: VizEconomyModel) -> str:
