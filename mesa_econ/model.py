@@ -567,13 +567,19 @@ class EconomyModel(mesa.Model):
     serve the configuration; False: always the readable reference (``market_step`` and
     ``compute_rewards``). The same run either way (tested); the benchmarks compare them."""
 
-    @functools.cached_property
     def _fast_kinds(self) -> tuple[SpotStep | None, bool]:
         """(the spot step of this market if the fast path serves it, whether the profit-only
-        reward path serves it)."""
-        spot = (SpotStep(self.params, self.curve, self.adjacency)
-                if takes_spot_step(self.params) else None)
-        return spot, takes_profit_rewards(self.config.rewards)
+        reward path serves it), rebuilt if ``params``, ``curve``, ``adjacency`` or the reward
+        config were replaced since."""
+        cached = self.__dict__.get("_fast_cache")
+        rc = self.config.rewards
+        if (cached is None or cached[0] is not self.params or cached[1] is not self.curve
+                or cached[2] is not self.adjacency or cached[3] is not rc):
+            spot = (SpotStep(self.params, self.curve, self.adjacency)
+                    if takes_spot_step(self.params) else None)
+            cached = self._fast_cache = (self.params, self.curve, self.adjacency, rc,
+                                         (spot, takes_profit_rewards(rc)))
+        return cached[4]
 
     def _advance(self) -> None:
         """The body of :meth:`step` (which undoes it if it raises)."""
@@ -583,7 +589,7 @@ class EconomyModel(mesa.Model):
             orders = self.policy_orders()
         self.last_orders = orders
         p, before = self.params, self._state
-        fast_spot, fast_rewards = self._fast_kinds if self.fast_paths else (None, False)
+        fast_spot, fast_rewards = self._fast_kinds() if self.fast_paths else (None, False)
         draws = self.rng.standard_normal((2, self.n_assets))
         noise = StepNoise(factors=self.factors,
                           dW=draws[0] if self._sqrt_dt == 1.0 else self._sqrt_dt * draws[0],

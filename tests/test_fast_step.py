@@ -223,6 +223,6 @@ def test_fast_path_follows_replaced_parameters():
             for _ in range(3):
                 model.step()
         models.append(model)
-    for name in _STATE[:-1] + ("prices",):
+    for name in (*_STATE[:-1], "prices"):
         assert _same_bits(getattr(models[0], name), getattr(models[1], name)), name
     assert models[0].fees_paid == models[1].fees_paid > 0.0
