@@ -54,6 +54,19 @@ def test_server_module_builds_the_page_with_telemetry_off():
     assert server.page.kwargs["model"] is server.model
 
 
+OLD_PUBLIC_NAMES = ["DEFAULT_SCENARIO", "FIGSIZE", "FROM_SCENARIO", "PANELS", "VizEconomyModel",
+                    "apply_node_sizes", "fixed_layout", "make_page", "model_params",
+                    "network_layout_kwargs", "network_portrayal", "node_style", "parse_number",
+                    "parse_seed", "viz_params"]
+
+
+def test_the_names_of_the_former_viz_module_still_import():
+    """``mesa_econ.viz`` was one module before it became a package."""
+    code = "from mesa_econ.viz import " + ", ".join(OLD_PUBLIC_NAMES)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert set(OLD_PUBLIC_NAMES) <= set(viz.__all__)
+
+
 def test_model_params_are_the_init_keywords_with_the_same_defaults():
     params = viz.model_params()
     signature = inspect.signature(viz.VizEconomyModel.__init__).parameters
