@@ -3,20 +3,21 @@
 The readable reference is :func:`mesa_econ.dynamics.market_step` with
 :func:`mesa_econ.rewards.compute_rewards`; every model step can take it. For the common
 configurations the model takes these paths instead, which give the same arrays bit for
-bit (tests/test_dynamics.py, tests/test_reporters.py) with fewer calls:
+bit (tests/test_fast_step.py) with fewer calls:
 
 - :class:`SpotStep` (:func:`spot_step`): spot settlement without fees, yield, congestion,
   ψ, a peer cap or the attributed price, on a step where no budget binds, no buy passes
   the supply limit and the reserve pays every sale; any other step goes to
-  ``market_step`` itself. The per-asset
-  arithmetic (impact, deviation, quote, reserve) runs on Python floats for a few assets
-  (the same IEEE operations in the same order as the numpy expressions, which cost more
-  in call overhead than in arithmetic at M = 3).
+  ``market_step`` itself. The per-asset arithmetic (impact, deviation, quote, reserve)
+  runs on Python floats for a few assets (the same IEEE operations in the same order as
+  the numpy expressions, which cost more in call overhead than in arithmetic at M = 3).
 - :func:`profit_rewards`: the reward when it is profit alone (ω = ρ = use value = 0),
-  with the token marks passed in (the model keeps the last step's).
+  with the token marks passed in (the model keeps them per state).
 
 ``EconomyModel.fast_paths = False`` turns them off; ``benchmarks/market_step.py`` times the
-model both ways ("model reference" is without them).
+model both ways ("model reference" is without them). They earn their place at small N: on
+the reference workload they took a step from ~111 to ~80 µs at N = 50 and from ~586 to
+~511 µs at N = 5000 (2026-12-06, 2-core AMD EPYC, load ~1.3).
 """
 
 from __future__ import annotations
