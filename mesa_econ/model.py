@@ -282,7 +282,7 @@ class EconomyModel(mesa.Model):
                 self.n_agents, self.obs_dim, self.n_assets, hidden=pc.hidden,
                 n_groups=pc.n_groups, generator=self.torch_generator)
         else:  # checkpoint:PATH
-            from mesa_econ.rl.checkpoint import load_ensemble
+            from mesa_econ.policies.checkpoint import load_ensemble
 
             self.ensemble = load_ensemble(pc.kind.split(":", 1)[1], model=self)
         self._pending_orders: np.ndarray | None = None
