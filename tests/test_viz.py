@@ -80,7 +80,7 @@ def test_model_params_are_the_init_keywords_with_the_same_defaults():
 
 def test_default_controls_are_the_default_scenario_with_seed_42():
     page_model = viz.VizEconomyModel()
-    reference = EconomyModel(**scenario_params(viz.DEFAULT_SCENARIO), seed=42)
+    reference = EconomyModel(**scenario_params(viz.DEFAULT_SCENARIO), policy="random", seed=42)
     assert page_model.error is None
     np.testing.assert_array_equal(_run(page_model, 6), _run(reference, 6))
 
@@ -291,17 +291,34 @@ def test_a_blitted_frame_is_the_picture_drawn_from_scratch(make):
     assert blitted >= 30  # most frames reuse the background
 
 
+FIGURES = (viz.NetworkPlot, panels.price_plot, panels.concentration_plot, panels.entropy_plot,
+           panels.volatility_plot, panels.coverage_plot)
+
+
 def test_frames_change_with_each_step_and_are_cached_in_between():
     model = viz.VizEconomyModel(n_agents="20", seed="2")
-    plots = [make(model) for make in (viz.NetworkPlot, panels.price_plot,
-                                      panels.concentration_plot, panels.entropy_plot,
-                                      panels.volatility_plot, panels.coverage_plot)]
+    plots = [make(model) for make in FIGURES]
     first = [plot.frame(model) for plot in plots]
     assert all(frame[:2] == b"\xff\xd8" for frame in first)  # JPEG
     assert [plot.frame(model) for plot in plots] == first  # same t: the cached bytes
     for _ in range(3):
         model.step()
     assert all(plot.frame(model) != old for plot, old in zip(plots, first, strict=True))
+
+
+@pytest.mark.parametrize(("scenario", "n_assets"), [(name, "") for name in sorted(SCENARIOS)]
+                         + [("defi_token_market", "10")])
+def test_every_figure_draws_every_scenario(scenario, n_assets):
+    model = viz.VizEconomyModel(scenario, n_agents="16", n_assets=n_assets, seed="5")
+    plots = [panel_figure(model) for panel_figure in FIGURES]
+    for _ in range(4):
+        model.step()
+        for plot in plots:
+            plot.frame(model)
+    prices = plots[1]
+    assert len(prices.lines) == 2 * model.n_assets
+    assert all(len(line.get_xdata()) == 5 for line in prices.lines)  # t = 0..4
+    assert prices.axes.get_legend() is not None
 
 
 def test_a_column_the_model_does_not_collect_is_named_not_drawn():
