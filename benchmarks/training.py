@@ -57,6 +57,7 @@ HIDDEN = (64, 64)
 def _market(n_agents: int, seed: int = 0) -> EconomyModel:
     # collect_every=0: no DataCollector rows during training (neither trainer reads them)
     return EconomyModel(**scenario_params("defi_token_market", n_agents=n_agents),
+                        policy="actor_critic",
                         hidden=HIDDEN, rng=seed, collect_every=0)
 
 

@@ -259,9 +259,11 @@ POLICY_KINDS = ("actor_critic", "random", "random_clipped", "hold", "mean_revers
 class PolicyConfig:
     """Which policy drives the agents."""
 
-    kind: str = "random"
-    """'random', 'random_clipped' (clipped to ±trade_scale), 'hold', 'mean_reversion',
-    'informed', 'need_aware', 'actor_critic', or 'checkpoint:PATH'."""
+    kind: str = "actor_critic"
+    """'actor_critic' (default: each agent's own PyTorch actor-critic, untrained until a
+    learner trains it), 'checkpoint:PATH' (trained ones), or a scripted baseline chosen by
+    name: 'random', 'random_clipped' (clipped to ±trade_scale), 'hold', 'mean_reversion',
+    'informed', 'need_aware'."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer widths of each agent's actor and critic MLPs."""
     n_groups: int | None = None

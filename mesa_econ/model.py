@@ -119,7 +119,9 @@ class EconomyModel(mesa.Model):
 
     Keyword arguments are the fields of :class:`~mesa_econ.config.MarketConfig`,
     :class:`~mesa_econ.config.RewardConfig` and :class:`~mesa_econ.config.PolicyConfig`
-    (``policy`` is PolicyConfig.kind) plus ``collect_agents``, ``collect_every``,
+    (``policy`` is PolicyConfig.kind: by default every agent holds its own PyTorch
+    actor-critic, ``"actor_critic"``; scripted baselines such as ``"random"`` are chosen by
+    name) plus ``collect_agents``, ``collect_every``,
     ``torch_threads``,
     ``demand`` (needs d_ij for the use-value reward: an (N, M) array, or a mean need
     from which d_ij ~ U(0, 2·mean) is drawn with the population generator) and
@@ -165,7 +167,7 @@ class EconomyModel(mesa.Model):
                  profit_weight: float = 1.0, omega: float = 0.0,
                  rho: float = 0.0, cooperative_scope: str = "all", use_value: float = 0.0,
                  profit_mark: str = "liquidation", stability: str = "shared",
-                 policy: str = "random", hidden: tuple[int, ...] = (64, 64),
+                 policy: str = "actor_critic", hidden: tuple[int, ...] = (64, 64),
                  n_groups: int | None = None, random_scale: float = 1.0,
                  reversion_strength: float = 1.0, collect_agents: bool = False,
                  collect_every: int = 1, torch_threads: int | None = 1, demand: Any = None,

@@ -318,3 +318,23 @@ def test_non_finite_state_is_an_error_naming_the_array(m, name):
     huge = {**arrays, "price": np.full(m, 1e308)}  # finite, though the sum overflows
     with np.errstate(over="ignore"):
         _check_finite(MarketState(**huge))
+
+
+def test_default_policy_is_each_agents_own_actor_critic():
+    """Issue 10 item 7: every agent holds a PyTorch actor-critic unless a baseline is named."""
+    import inspect
+
+    from mesa_econ.config import PolicyConfig
+    from mesa_econ.policies import PolicyEnsemble, PolicyView
+
+    assert inspect.signature(EconomyModel.__init__).parameters["policy"].default == "actor_critic"
+    assert PolicyConfig().kind == "actor_critic"
+    model = EconomyModel(n_agents=5, n_assets=2, hidden=(8,), rng=0)
+    assert isinstance(model.ensemble, PolicyEnsemble) and model.scripted is None
+    policies = [agent.policy for agent in model.traders]
+    assert all(type(p) is PolicyView for p in policies)
+    assert not type(policies[0]).__name__.startswith("_")
+    model.step()
+    assert np.isfinite(model.prices).all()
+    baseline = EconomyModel(n_agents=5, n_assets=2, policy="random", rng=0)
+    assert baseline.ensemble is None and type(baseline.scripted).__name__ == "RandomPolicy"

@@ -80,7 +80,8 @@ def test_model_params_are_the_init_keywords_with_the_same_defaults():
 
 def test_default_controls_are_the_default_scenario_with_seed_42():
     page_model = viz.VizEconomyModel()
-    reference = EconomyModel(**scenario_params(viz.DEFAULT_SCENARIO), policy="random", seed=42)
+    reference = EconomyModel(**scenario_params(viz.DEFAULT_SCENARIO), policy="actor_critic",
+                               seed=42)
     assert page_model.error is None
     np.testing.assert_array_equal(_run(page_model, 6), _run(reference, 6))
 
@@ -106,7 +107,7 @@ def test_controls_override_the_scenario():
 def test_blank_controls_keep_the_scenario():
     for name in SCENARIOS:
         assert viz.viz_params(name, n_agents="", kappa=" ", seed=None) == {
-            **scenario_params(name), "policy": "random", "seed": None}
+            **scenario_params(name), "policy": "actor_critic", "seed": None}
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_SCENARIO = "defi_token_market"
 FROM_SCENARIO = "scenario"
 """Select entry (and the meaning of a blank text box): keep the scenario's own value."""
-POLICY_CHOICES = ("random", "hold", "mean_reversion", "actor_critic", "checkpoint")
+POLICY_CHOICES = ("actor_critic", "random", "hold", "mean_reversion", "checkpoint")
 
 _STEPPING = threading.Lock()
 """Held by a page model's step and shock: a shock never lands in the middle of a step.
@@ -91,7 +91,7 @@ _NUMBER_CONTROLS = (("n_agents", int), ("n_assets", int), ("kappa", float), ("la
 
 
 def viz_params(scenario: str = DEFAULT_SCENARIO, *, curve: str = FROM_SCENARIO,
-               settlement: str = FROM_SCENARIO, policy: str = "random", checkpoint: str = "",
+               settlement: str = FROM_SCENARIO, policy: str = "actor_critic", checkpoint: str = "",
                seed: Any = None, **numbers: Any) -> dict[str, Any]:
     """EconomyModel keyword arguments from the page's controls.
 
@@ -163,7 +163,7 @@ class VizEconomyModel(EconomyModel):
     def __init__(self, scenario_name: str = DEFAULT_SCENARIO, n_agents: Any = "",
                  n_assets: Any = "", curve: str = FROM_SCENARIO, kappa: Any = "",
                  lam: Any = "", nu: Any = "", omega: Any = "", rho: Any = "",
-                 settlement: str = FROM_SCENARIO, policy: str = "random",
+                 settlement: str = FROM_SCENARIO, policy: str = "actor_critic",
                  checkpoint: str = "", shock_step: Any = "", shock_size: Any = "",
                  seed: Any = "42") -> None:
         self.error: str | None = None
@@ -235,7 +235,7 @@ def model_params() -> dict[str, Any]:
         "omega": text(f"ω stability penalty ({blank})"),
         "rho": text(f"ρ cooperative weight ({blank})"),
         "settlement": select("Settlement", [FROM_SCENARIO, *SETTLEMENTS], FROM_SCENARIO),
-        "policy": select("Policy", list(POLICY_CHOICES), "random"),
+        "policy": select("Policy", list(POLICY_CHOICES), "actor_critic"),
         "checkpoint": text("Checkpoint path (policy = checkpoint)"),
         "shock_step": text(f"Shock step ({blank})"),
         "shock_size": text(f"Shock size added to Z ({blank})"),
