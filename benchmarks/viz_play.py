@@ -4,9 +4,9 @@ Two measurements:
 
 - ``browser`` (the target's): ``solara run server.py`` and headless Chromium, driven with the
   browser test's own helpers (``tests/test_browser.py``): Reset with N = 100 agents
-  (defi_token_market), press Play (Mesa's default 100 ms interval between steps), count
-  the steps the page shows over ``--seconds``, press Pause; ``--repeats`` times, median.
-  It checks that all six figures were redrawn during Play.
+  (defi_token_market), press Play (the page's PLAY_INTERVAL_MS between steps, 50 ms;
+  Mesa's default is 100 ms), count the steps the page shows over ``--seconds``, press
+  Pause; ``--repeats`` times, median. It checks that all six figures were redrawn during Play.
 - ``server`` (why this design): the server's own time per step, in one process without a
   browser (``solara.render``): model.step() and Mesa's step counter update, which redraws
   the panels. Three pages over the same model: this page (figures updated in place and
@@ -154,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_browser:
         rates = browser_rates(args.seconds, args.repeats)
         median = statistics.median(r["steps_per_s"] for r in rates)
-        print(f"\nPlay in Chromium, N = {N_AGENTS}, every panel live, Mesa's 100 ms interval:")
+        from mesa_econ.viz.panels import PLAY_INTERVAL_MS
+
+        print(f"\nPlay in Chromium, N = {N_AGENTS}, every panel live, "
+              f"{PLAY_INTERVAL_MS} ms Play interval:")
         for r in rates:
             print(f"  {r['steps_per_s']:5.2f} steps/s ({r['steps']} steps in {r['seconds']:.1f} s,"
                   f" {r['figures_redrawn']}/{r['figures']} figures redrawn)")
