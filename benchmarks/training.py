@@ -219,9 +219,11 @@ def main(argv: list[str] | None = None) -> dict:
                              "iterations of K = 1, one of K markets)")
     parser.add_argument("--markets-only", action="store_true",
                         help="skip the batched-vs-naive table (only the K-markets one)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (every configuration alike)")
     args = parser.parse_args(argv)
     HIDDEN = tuple(args.hidden)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     cfg = PPOConfig(num_steps=args.num_steps, seed=0)
     rows = []
     for n in [] if args.markets_only else args.sizes:
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{r['collect_ratio']:.2f}x | {r['ratio_bound']:.2f}x |")
     result = {"config": {"num_steps": cfg.num_steps, "update_epochs": cfg.update_epochs,
                          "num_minibatches": cfg.num_minibatches, "hidden": list(HIDDEN),
-                         "scenario": "defi_token_market", "torch_threads": 1},
+                         "scenario": "defi_token_market", "torch_threads": args.threads},
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "cpu_count": os.cpu_count(), "torch": torch.__version__,
                           "loadavg_at_end": list(os.getloadavg())},
