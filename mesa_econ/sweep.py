@@ -4,8 +4,8 @@
 one tidy :class:`pandas.DataFrame`: a row per run and step (per run, step and agent with
 ``collect_agents=True``) with the swept parameters as columns beside ``run_id``,
 ``replicate`` and ``seed``. Both backends call the same module-level function
-``_run_one`` on the same seeds and assemble the rows in ``run_id`` order, so
-``backend="local"`` and ``backend="ray"`` give identical frames.
+``run_task`` (:mod:`mesa_econ._sweep_batch`) on the same tasks and assemble the rows in
+``run_id`` order, so ``backend="local"`` and ``backend="ray"`` give identical frames.
 
 Seeds (see docs/sweeps.md): with ``seeds=R`` the run with value indices ``(i_1, ..., i_k)``
 of the swept parameters (taken in *alphabetical* order of their names) and replicate ``r``
@@ -14,6 +14,16 @@ i.e. ``root.spawn(n_1)[i_1].spawn(n_2)[i_2] ... .spawn(R)[r]``, turned into a 63
 A child depends only on its key, so appending a value to a parameter's list or adding
 replicates keeps every existing run's seed; inserting or reordering values shifts the
 indices after them, and adding a new swept parameter changes every seed.
+
+Seed batches (see docs/sweeps.md): with a learned policy (``policy="actor_critic"``, the
+model's default, or ``"checkpoint:PATH"``) one combination's seeds are stepped together
+as one :class:`~mesa_econ.batched.MarketBatch` (:mod:`mesa_econ._sweep_batch`), one policy
+forward pass per step for all of them; a task of the process pool or of Ray is then a
+whole seed group. ``batch_seeds`` decides: ``None`` (learned policies only), ``True``
+(every combination), ``False`` (each run alone) or ``k`` (at most k seeds per batch).
+Scripted policies give the same frame either way, bit for bit; learned policies give
+frames equal to the runs alone to float32 rounding. The grouping depends only on the
+arguments, never on the backend or ``processes``, so every backend gives the same frame.
 
 Failures: a run that raises is not retried; it is left out of the frame and recorded in
 ``frame.attrs["failures"]`` (a list of dicts: ``run_id``, ``replicate``, ``seed``, the
@@ -107,7 +117,7 @@ def _axes(parameters: Mapping[str, Any]) -> tuple[dict[str, list], dict[str, Any
 
 
 def _check_args(seeds: Any, steps: Any, backend: Any, processes: Any, base_seed: Any,
-                ray_address: Any) -> list[int] | int:
+                ray_address: Any, batch_seeds: Any = None) -> list[int] | int:
     def is_int(x: Any) -> bool:
         return isinstance(x, int | np.integer) and not isinstance(x, bool)
 
@@ -133,6 +143,11 @@ def _check_args(seeds: Any, steps: Any, backend: Any, processes: Any, base_seed:
     if ray_address is not None and (backend != "ray" or not isinstance(ray_address, str)):
         raise ValueError(f"ray_address={ray_address!r} is invalid: expected a string "
                          "('auto', 'ray://host:10001', 'host:6379') with backend='ray'")
+    if not (batch_seeds is None or isinstance(batch_seeds, bool)
+            or (is_int(batch_seeds) and batch_seeds >= 1)):
+        raise ValueError(f"batch_seeds={batch_seeds!r} is invalid: expected None (batch the "
+                         "seeds of learned policies), True, False or an integer >= 1 (most "
+                         "seeds per batch)")
     return seeds
 
 
@@ -220,6 +235,12 @@ def _frame_of(model: Any, collect_agents: bool) -> pd.DataFrame:
     return merged[front + [c for c in merged.columns if c not in front]]
 
 
+def _lost(task: list[RunSpec], exc: BaseException) -> list[tuple]:
+    """Every run of a task whose worker died (e.g. killed for memory) as failed."""
+    error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+    return [(spec.run_id, None, error, trace) for spec in task]
+
+
 # ---------------------------------------------------------------------------- backends
 def _tqdm(total: int, progress: bool, desc: str) -> Any:
     from tqdm.auto import tqdm
@@ -227,26 +248,28 @@ def _tqdm(total: int, progress: bool, desc: str) -> Any:
     return tqdm(total=total, disable=not progress, desc=desc, unit="run")
 
 
-def _run_local(specs: list[RunSpec], processes: int, progress: bool) -> dict[int, tuple]:
+def _run_local(tasks: list[list[RunSpec]], processes: int, progress: bool) -> dict[int, tuple]:
+    from mesa_econ._sweep_batch import run_task
+
     results: dict[int, tuple] = {}
-    with _tqdm(len(specs), progress, "sweep (local)") as bar:
+    with _tqdm(sum(map(len, tasks)), progress, "sweep (local)") as bar:
         if processes == 1:
-            for spec in specs:
-                results[spec.run_id] = _run_one(spec)
-                bar.update()
+            for task in tasks:
+                results.update((r[0], r) for r in run_task(task))
+                bar.update(len(task))
             return results
         # spawn, not fork: forking a process that has started torch's threads can deadlock
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-            futures = {pool.submit(_run_one, spec): spec for spec in specs}
+            futures = {pool.submit(run_task, task): task for task in tasks}
             for future in as_completed(futures):
-                spec = futures[future]
+                task = futures[future]
                 try:
-                    results[spec.run_id] = future.result()
+                    done = future.result()
                 except Exception as exc:  # e.g. a worker killed for memory
-                    results[spec.run_id] = (spec.run_id, None, f"{type(exc).__name__}: {exc}",
-                                            traceback.format_exc())
-                bar.update()
+                    done = _lost(task, exc)
+                results.update((r[0], r) for r in done)
+                bar.update(len(task))
     return results
 
 
@@ -258,8 +281,10 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run_ray(specs: list[RunSpec], processes: int, address: str | None,
+def _run_ray(tasks: list[list[RunSpec]], processes: int, address: str | None,
              progress: bool) -> dict[int, tuple]:
+    from mesa_econ._sweep_batch import run_task
+
     ray = _import_ray()
     started = not ray.is_initialized()
     if not started and address is not None:
@@ -272,21 +297,20 @@ def _run_ray(specs: list[RunSpec], processes: int, address: str | None,
         ray.init(num_cpus=processes, include_dashboard=False)
     results: dict[int, tuple] = {}
     try:
-        task = ray.remote(num_cpus=1)(_run_one)
-        spec_of = {task.remote(spec): spec for spec in specs}
-        pending = list(spec_of)
-        with _tqdm(len(specs), progress, "sweep (ray)") as bar:
+        remote = ray.remote(num_cpus=1)(run_task)
+        task_of = {remote.remote(task): task for task in tasks}
+        pending = list(task_of)
+        with _tqdm(sum(map(len, tasks)), progress, "sweep (ray)") as bar:
             while pending:  # collect whatever finished in the last half second
                 done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
                 for ref in done:
-                    spec = spec_of.pop(ref)
+                    task = task_of.pop(ref)
                     try:
-                        results[spec.run_id] = ray.get(ref)
+                        finished = ray.get(ref)
                     except Exception as exc:  # the task's worker died (ray.exceptions.RayError)
-                        results[spec.run_id] = (spec.run_id, None,
-                                                f"{type(exc).__name__}: {exc}",
-                                                traceback.format_exc())
-                    bar.update()
+                        finished = _lost(task, exc)
+                    results.update((r[0], r) for r in finished)
+                    bar.update(len(task))
     finally:
         if started:
             ray.shutdown()
@@ -297,7 +321,8 @@ def _run_ray(specs: list[RunSpec], processes: int, address: str | None,
 def run_sweep(parameters: Mapping[str, Any], *, seeds: int | list[int], steps: int,
               backend: str = "local", processes: int = 1, base_seed: int = 0,
               ray_address: str | None = None, progress: bool = True,
-              collect_agents: bool = False) -> pd.DataFrame:
+              collect_agents: bool = False, batch_seeds: bool | int | None = None
+              ) -> pd.DataFrame:
     """Run the full factorial of the list-valued parameters × seeds; return a tidy frame.
 
     Args:
@@ -317,6 +342,11 @@ def run_sweep(parameters: Mapping[str, Any], *, seeds: int | list[int], steps: i
         progress: show a tqdm progress bar over runs.
         collect_agents: also collect agent reporters; rows become one per run, step and
             agent (``agent_id``), with the model reporters repeated.
+        batch_seeds: step a combination's seeds together as one MarketBatch (one policy
+            forward pass per step for all of them; a pool or Ray task is then a seed
+            group): ``None`` for learned policies only, ``True`` always, ``False`` never,
+            ``k`` in batches of at most k seeds. Scripted policies give the same frame
+            either way; learned ones equal the runs alone to float32 rounding.
 
     Returns:
         Columns ``run_id, replicate, seed, <swept parameters>, step, [agent_id],
@@ -328,13 +358,16 @@ def run_sweep(parameters: Mapping[str, Any], *, seeds: int | list[int], steps: i
         ImportError: ``backend="ray"`` without Ray installed.
         RuntimeError: every run failed.
     """
-    seeds = _check_args(seeds, steps, backend, processes, base_seed, ray_address)
+    seeds = _check_args(seeds, steps, backend, processes, base_seed, ray_address, batch_seeds)
     specs = _plan(parameters, seeds, int(steps), int(base_seed), bool(collect_agents))
+    from mesa_econ._sweep_batch import plan_tasks
+
+    tasks = plan_tasks(specs, seeds if isinstance(seeds, int) else len(seeds), batch_seeds)
     if backend == "ray":
         _import_ray()  # fail before any work if the extra is missing
-        results = _run_ray(specs, processes, ray_address, progress)
+        results = _run_ray(tasks, processes, ray_address, progress)
     else:
-        results = _run_local(specs, processes, progress)
+        results = _run_local(tasks, processes, progress)
     return _assemble(specs, results)
 
 

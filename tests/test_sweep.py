@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
+import json
 import os
 import shutil
 import sys
@@ -16,6 +19,7 @@ from mesa_econ import cli
 from mesa_econ.cli._params import parse_lists, parse_value
 from mesa_econ.model import EconomyModel
 from mesa_econ.sweep import plan_sweep, run_seed, run_sweep
+from mesa_econ.testing import assert_float32_close
 
 torch.set_num_threads(1)
 
@@ -32,7 +36,7 @@ def _manual_run(seed: int, steps: int, **kwargs) -> pd.DataFrame:
 
 
 def test_frame_layout_and_values_match_single_runs():
-    frame = run_sweep(GRID, seeds=2, steps=4, progress=False)
+    frame = run_sweep(GRID, seeds=2, steps=4, progress=False, batch_seeds=False)
     assert list(frame.columns[:6]) == ["run_id", "replicate", "seed", "kappa", "nu", "step"]
     assert len(frame) == 4 * 2 * 5  # combos x replicates x (steps + 1)
     assert frame.attrs["failures"] == []
@@ -138,6 +142,9 @@ def test_collect_agents_gives_one_row_per_run_step_and_agent():
     ({"processes": 0}, "processes"),
     ({"base_seed": -1}, "base_seed"),
     ({"ray_address": "auto"}, "ray_address"),  # only with backend='ray'
+    ({"batch_seeds": 0}, "batch_seeds"),
+    ({"batch_seeds": "on"}, "batch_seeds"),
+    ({"batch_seeds": 2.0}, "batch_seeds"),
     ({"parameters": {"kapa": [0.1]}}, "kapa"),
     ({"parameters": {"kappa": []}}, "kappa"),
     ({"parameters": {"rng": [1, 2]}}, "rng"),
@@ -246,6 +253,212 @@ def test_sweep_module_holds_no_command_line_code():
     import mesa_econ.sweep as sweep
 
     assert not hasattr(sweep, "add_parser") and "argparse" not in vars(sweep)
+
+
+# ---------------------------------------------------------------------------- seed batches
+LEARNED = {"n_agents": 40, "n_assets": 2, "hidden": (16, 16), "kappa": [0.001, 0.01]}
+
+
+def _ids_equal_and_float32_close(batched, alone, terms):
+    """Same columns, rows and ids; every reporter equal to float32 rounding of the actions
+    (the differences carried through the market stay far below this)."""
+    assert batched.columns.tolist() == alone.columns.tolist()
+    ids = ["run_id", "replicate", "seed", "step", "kappa"]
+    pd.testing.assert_frame_equal(batched[ids], alone[ids], check_exact=True)
+    for name in alone.columns.difference(ids):
+        want = alone[name].to_numpy(float)
+        assert_float32_close(batched[name].to_numpy(float), want, terms=terms,
+                             scale=max(1.0, float(np.abs(want).max())), name=name)
+
+
+@pytest.mark.parametrize("collect_agents", [False, True])
+@pytest.mark.parametrize("policy", ["random", "informed"])
+def test_batched_scripted_seeds_give_the_per_run_frame_bit_for_bit(policy, collect_agents):
+    params = {**SMALL, "n_agents": 8, "n_assets": 2, "policy": policy, "kappa": [0.0, 0.01]}
+    kw = {"seeds": 3, "steps": 6, "progress": False, "collect_agents": collect_agents}
+    batched = run_sweep(params, batch_seeds=True, **kw)
+    alone = run_sweep(params, batch_seeds=False, **kw)
+    pd.testing.assert_frame_equal(batched, alone, check_exact=True)
+    assert np.array_equal(batched["price_0"].to_numpy(), alone["price_0"].to_numpy())
+    model_rows = alone.drop_duplicates(["run_id", "step"])
+    assert model_rows["price_0"].nunique() > len(model_rows) // 2  # prices move, seeds differ
+
+
+def _checkpoint(tmp_path, n_agents, n_assets):
+    """A checkpoint of an ensemble with a fitted observation normaliser."""
+    from mesa_econ.policies import PolicyEnsemble
+    from mesa_econ.rl.checkpoint import save_checkpoint
+    from mesa_econ.rl.normalize import NormalizedPolicy, ObsNormalizer
+
+    model = EconomyModel(n_agents=n_agents, n_assets=n_assets, hidden=(16, 16), rng=0)
+    ens = PolicyEnsemble(n_agents, model.obs_dim, n_assets, hidden=(16, 16),
+                         generator=torch.Generator().manual_seed(3))
+    norm = ObsNormalizer(n_agents, model.obs_dim)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        norm(rng.normal(1.0, 0.5, (n_agents, model.obs_dim)), update=True)
+    path = save_checkpoint(NormalizedPolicy(ens, norm), tmp_path / "agents", algo="untrained",
+                           model=model)
+    return f"checkpoint:{path}"
+
+
+@pytest.mark.parametrize("kind", ["actor_critic", "actor_critic_groups", "checkpoint"])
+def test_batched_learned_seeds_match_the_per_run_frame_to_float32(kind, tmp_path):
+    params = dict(LEARNED)
+    if kind == "actor_critic_groups":
+        params["n_groups"] = 6  # uneven blocks of 40 agents: padded grouped batches
+    if kind == "checkpoint":
+        params["policy"] = _checkpoint(tmp_path, LEARNED["n_agents"], LEARNED["n_assets"])
+    kw = {"seeds": 3, "steps": 8, "progress": False}
+    batched = run_sweep(params, **kw)  # the default for learned policies
+    alone = run_sweep(params, batch_seeds=False, **kw)
+    obs_dim = 2 + 3 * LEARNED["n_assets"]
+    _ids_equal_and_float32_close(batched, alone, terms=obs_dim + 32)
+    assert alone["price_0"].nunique() > len(alone) // 2
+
+
+def test_learned_seeds_act_in_one_forward_pass_per_step(monkeypatch):
+    from mesa_econ import _sweep_batch
+
+    calls = {"means": [], "policy_orders": 0}
+    means, policy_orders = _sweep_batch.StackedPolicies.means, EconomyModel.policy_orders
+
+    def counted_means(self, obs):
+        calls["means"].append(obs.shape)
+        return means(self, obs)
+
+    def counted_orders(self):
+        calls["policy_orders"] += 1
+        return policy_orders(self)
+
+    monkeypatch.setattr(_sweep_batch.StackedPolicies, "means", counted_means)
+    monkeypatch.setattr(EconomyModel, "policy_orders", counted_orders)
+    n = LEARNED["n_agents"]
+    run_sweep(LEARNED, seeds=3, steps=5, progress=False)  # 2 combinations x 5 steps
+    assert calls == {"means": [(3, n, 2 + 3 * 2)] * 10, "policy_orders": 0}
+    calls["means"].clear()
+    # batches of 2 + 1 per combination: the single seed runs alone, through its own step
+    run_sweep(LEARNED, seeds=3, steps=5, progress=False, batch_seeds=2)
+    assert calls == {"means": [(2, n, 8)] * 10, "policy_orders": 2 * 5}
+    calls["means"].clear()
+    calls["policy_orders"] = 0
+    run_sweep(LEARNED, seeds=3, steps=5, progress=False, batch_seeds=False)
+    assert calls == {"means": [], "policy_orders": 2 * 3 * 5}
+
+
+def test_tasks_group_one_combinations_seeds_as_asked():
+    from mesa_econ._sweep_batch import plan_tasks
+    from mesa_econ.sweep import _plan
+
+    def sizes(params, batch_seeds):
+        specs = _plan(params, 3, 2, 0, False)
+        tasks = plan_tasks(specs, 3, batch_seeds)
+        assert [s.run_id for t in tasks for s in t] == list(range(len(specs)))
+        assert all(len({str(s.swept) for s in t}) == 1 for t in tasks)  # one combination
+        return [len(t) for t in tasks]
+
+    learned = {**SMALL, "kappa": [0.0, 0.01]}  # the default policy, actor_critic
+    scripted = {**learned, "policy": "random"}
+    mixed = {**SMALL, "policy": ["random", "actor_critic", "checkpoint:x.json"]}
+    assert sizes(learned, None) == [3, 3]
+    assert sizes(scripted, None) == [1] * 6
+    assert sizes(mixed, None) == [1, 1, 1, 3, 3]
+    assert sizes(scripted, True) == [3, 3]
+    assert sizes(learned, False) == [1] * 6
+    assert sizes(learned, 2) == [2, 1, 2, 1]
+
+
+@pytest.mark.parametrize("policy", ["actor_critic", "random"])
+def test_a_run_failing_inside_a_seed_batch_is_reported_as_alone(policy, monkeypatch):
+    """Replicate 1's market raises at step 3 (the middle market of its batch); the others
+    go on; the frame and the failures equal the per-run sweep's."""
+    params = {**LEARNED, "policy": policy}
+    bad = set(plan_sweep(params, seeds=3).query("replicate == 1")["seed"])
+    init, advance = EconomyModel.__init__, EconomyModel._advance
+
+    @functools.wraps(init)  # (run_sweep reads the keywords from the signature)
+    def init_noting_seed(self, *args, rng=None, **kwargs):
+        self.test_seed = rng
+        init(self, *args, rng=rng, **kwargs)
+
+    def failing_advance(self):
+        if self.t == 2 and self.test_seed in bad:
+            raise ValueError("boom")
+        advance(self)
+
+    monkeypatch.setattr(EconomyModel, "__init__", init_noting_seed)
+    monkeypatch.setattr(EconomyModel, "_advance", failing_advance)
+    frames = []
+    for batch_seeds in (True, False):
+        with pytest.warns(RuntimeWarning, match="2 of 6 runs failed"):
+            frames.append(run_sweep(params, seeds=3, steps=5, progress=False,
+                                    batch_seeds=batch_seeds))
+    batched, alone = frames
+    assert sorted(batched["run_id"].unique()) == [0, 2, 3, 5]
+    if policy == "random":
+        pd.testing.assert_frame_equal(batched, alone, check_exact=True)
+    else:
+        _ids_equal_and_float32_close(batched, alone, terms=8 + 32)
+
+    def strip(failures):
+        return [{k: v for k, v in f.items() if k != "traceback"} for f in failures]
+
+    assert strip(batched.attrs["failures"]) == strip(alone.attrs["failures"])
+    assert [f["error"] for f in batched.attrs["failures"]] == ["ValueError: boom"] * 2
+
+
+def test_stacked_policies_act_as_each_market_alone():
+    from mesa_econ._sweep_batch import StackedPolicies
+    from mesa_econ.batched import MarketBatch
+    from mesa_econ.policies.actor_critic import act_only
+
+    for extra in ({}, {"n_groups": 7}):
+        models = [EconomyModel(**{**LEARNED, "kappa": 0.01, **extra}, rng=s) for s in (1, 2)]
+        twins = [EconomyModel(**{**LEARNED, "kappa": 0.01, **extra}, rng=s) for s in (1, 2)]
+        stacked = StackedPolicies([m.ensemble for m in models])
+        assert not stacked.shared  # each seed's own initial weights
+        obs = MarketBatch(models).observe()
+        u = stacked.actions(obs, [m.torch_generator for m in models])
+        for k, twin in enumerate(twins):
+            with torch.no_grad():
+                want = act_only(twin.ensemble, torch.from_numpy(twin.observe()),
+                                twin.torch_generator)
+            assert_float32_close(u[k], want, terms=8 + 32, name=f"u[{k}]")
+            assert torch.equal(models[k].torch_generator.get_state(),
+                               twin.torch_generator.get_state())
+    with pytest.raises(ValueError, match="architecture"):
+        StackedPolicies([models[0].ensemble, EconomyModel(**{**LEARNED, "kappa": 0.0},
+                                                          rng=3).ensemble])
+    assert StackedPolicies.of([models[0].ensemble, "not a policy"]) is None
+
+
+def test_markets_loading_one_checkpoint_share_its_weights(tmp_path):
+    from mesa_econ._sweep_batch import StackedPolicies
+
+    policy = _checkpoint(tmp_path, 6, 1)
+    models = [EconomyModel(n_agents=6, n_assets=1, hidden=(16, 16), policy=policy, rng=s)
+              for s in (1, 2, 3)]
+    assert StackedPolicies([m.ensemble for m in models]).shared
+
+
+def test_cli_batch_seeds_values():
+    from mesa_econ.cli.sweep import parse_batch_seeds
+
+    assert [parse_batch_seeds(v) for v in ["auto", "on", "OFF", "4"]] == [None, True, False, 4]
+    for bad in ["0", "yes", "-2"]:
+        with pytest.raises(argparse.ArgumentTypeError, match="auto, on, off"):
+            parse_batch_seeds(bad)
+
+
+def test_cli_batch_seeds_off_writes_the_per_run_frame(tmp_path):
+    args = ["sweep", "--param", "n_agents=40", "--param", "hidden=[16,16]", "--param",
+            "kappa=0,0.01", "--seeds", "2", "--steps", "3", "--no-progress",
+            "--batch-seeds", "off", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    expected = run_sweep({"n_agents": [40], "hidden": [(16, 16)], "kappa": [0, 0.01]},
+                         seeds=2, steps=3, progress=False, batch_seeds=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "sweep.parquet"), expected)
+    assert json.loads((tmp_path / "sweep.json").read_text())["batch_seeds"] is False
 
 
 # ---------------------------------------------------------------------------- Ray

@@ -3,7 +3,8 @@
 Runs :func:`mesa_econ.sweep.run_sweep` over the full factorial of the ``--param`` lists ×
 seeds and writes into ``--out``: the frame (sweep.parquet, sweep.csv), the per-run means
 (summary.csv), a summary plot (summary.png), the settings (sweep.json) and, when some runs
-failed, failures.csv. ``--param`` values go through the one ``KEY=VALUE`` parser
+failed, failures.csv. ``--batch-seeds`` sets :func:`~mesa_econ.sweep.run_sweep`'s
+``batch_seeds``. ``--param`` values go through the one ``KEY=VALUE`` parser
 (:mod:`mesa_econ.cli._params`), so a value of the wrong kind (``kappa=abc``) is refused
 before any run starts.
 """
@@ -21,7 +22,8 @@ from typing import Any
 from mesa_econ.cli._output import check_writable, save_figure, write_json, write_table, wrote
 from mesa_econ.cli._params import int_at_least, parse_lists, parse_seeds, signature_defaults
 
-__all__ = ["add_parser", "per_run_means", "plot_summary", "run_summary", "write_outputs"]
+__all__ = ["add_parser", "parse_batch_seeds", "per_run_means", "plot_summary", "run_summary",
+           "write_outputs"]
 
 _INDEX_COLUMNS = ("step", "agent_id")
 
@@ -116,6 +118,24 @@ def run_summary(ok: int, failed: int) -> str:
     return f"{total} run{'s' if total != 1 else ''}: {ok} ok, {failed} failed"
 
 
+def parse_batch_seeds(text: str) -> bool | int | None:
+    """``--batch-seeds``: ``auto`` (None), ``on`` (True), ``off`` (False) or an integer >= 1."""
+    words = {"auto": None, "on": True, "off": False}
+    if text.lower() in words:
+        return words[text.lower()]
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: expected auto, on, off or an "
+                                         "integer >= 1 (most seeds per batch)")
+    return value
+
+
+parse_batch_seeds.__name__ = "auto, on, off or an integer >= 1"
+
+
 def _command(args: argparse.Namespace) -> int:
     from mesa_econ.model import EconomyModel
     from mesa_econ.scenarios import scenario_params
@@ -133,7 +153,8 @@ def _command(args: argparse.Namespace) -> int:
                               backend=args.backend, processes=args.processes,
                               base_seed=args.base_seed, ray_address=args.ray_address,
                               progress=not args.no_progress,
-                              collect_agents=args.collect_agents)
+                              collect_agents=args.collect_agents,
+                              batch_seeds=args.batch_seeds)
     except (ImportError, RuntimeError) as exc:  # Ray missing; every run failed
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ImportError) else 1
@@ -141,7 +162,8 @@ def _command(args: argparse.Namespace) -> int:
         print(f"warning: {warning.message}", file=sys.stderr)
     written = write_outputs(frame, out, list(swept))
     settings = {"scenario": args.scenario, "parameters": params, "seeds": args.seeds,
-                "steps": args.steps, "base_seed": args.base_seed, "backend": args.backend}
+                "steps": args.steps, "base_seed": args.base_seed, "backend": args.backend,
+                "batch_seeds": args.batch_seeds}
     written.append(write_json(out / "sweep.json", settings, default=repr))
     print(f"{run_summary(frame['run_id'].nunique(), len(frame.attrs['failures']))}; "
           + wrote(out, [p.name for p in written]))
@@ -177,6 +199,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--ray-address", default=None, help="e.g. auto or ray://head:10001")
     p.add_argument("--collect-agents", action="store_true",
                    help="also collect agent reporters (one row per run, step and agent)")
+    p.add_argument("--batch-seeds", type=parse_batch_seeds, default=None, metavar="WHEN",
+                   help="step a combination's seeds together (one policy forward pass per "
+                        "step): auto (learned policies), on, off, or at most K seeds per "
+                        "batch (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", default="results/sweep",
                    help="output directory (default: %(default)s)")
