@@ -15,11 +15,11 @@ A child depends only on its key, so appending a value to a parameter's list or a
 replicates keeps every existing run's seed; inserting or reordering values shifts the
 indices after them, and adding a new swept parameter changes every seed.
 
-Seed batches (see docs/sweeps.md): with a learned policy (``policy="actor_critic"``, the
-model's default, or ``"checkpoint:PATH"``) one combination's seeds are stepped together
+Seed batches (see docs/sweeps.md): one combination's seeds can be stepped together
 as one :class:`~mesa_econ.batched.MarketBatch` (:mod:`mesa_econ._sweep_batch`), one policy
 forward pass per step for all of them; a task of the process pool or of Ray is then a
-whole seed group. ``batch_seeds`` decides: ``None`` (learned policies only), ``True``
+whole seed group. ``batch_seeds`` decides: ``None`` (checkpoint policies only: one set
+of weights for every seed, ~1.4x; untrained ``actor_critic`` seeds gain ~1.1x), ``True``
 (every combination), ``False`` (each run alone) or ``k`` (at most k seeds per batch).
 Scripted policies give the same frame either way, bit for bit; learned policies give
 frames equal to the runs alone to float32 rounding. The grouping depends only on the
@@ -146,7 +146,7 @@ def _check_args(seeds: Any, steps: Any, backend: Any, processes: Any, base_seed:
     if not (batch_seeds is None or isinstance(batch_seeds, bool)
             or (is_int(batch_seeds) and batch_seeds >= 1)):
         raise ValueError(f"batch_seeds={batch_seeds!r} is invalid: expected None (batch the "
-                         "seeds of learned policies), True, False or an integer >= 1 (most "
+                         "seeds of checkpoint policies), True, False or an integer >= 1 (most "
                          "seeds per batch)")
     return seeds
 
@@ -344,7 +344,7 @@ def run_sweep(parameters: Mapping[str, Any], *, seeds: int | list[int], steps: i
             agent (``agent_id``), with the model reporters repeated.
         batch_seeds: step a combination's seeds together as one MarketBatch (one policy
             forward pass per step for all of them; a pool or Ray task is then a seed
-            group): ``None`` for learned policies only, ``True`` always, ``False`` never,
+            group): ``None`` for checkpoint policies only, ``True`` always, ``False`` never,
             ``k`` in batches of at most k seeds. Scripted policies give the same frame
             either way; learned ones equal the runs alone to float32 rounding.
 

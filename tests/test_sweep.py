@@ -334,7 +334,7 @@ def test_learned_seeds_act_in_one_forward_pass_per_step(monkeypatch):
     monkeypatch.setattr(_sweep_batch.StackedPolicies, "means", counted_means)
     monkeypatch.setattr(EconomyModel, "policy_orders", counted_orders)
     n = LEARNED["n_agents"]
-    run_sweep(LEARNED, seeds=3, steps=5, progress=False)  # 2 combinations x 5 steps
+    run_sweep(LEARNED, seeds=3, steps=5, progress=False, batch_seeds=True)  # 2 x 5 steps
     assert calls == {"means": [(3, n, 2 + 3 * 2)] * 10, "policy_orders": 0}
     calls["means"].clear()
     # batches of 2 + 1 per combination: the single seed runs alone, through its own step
@@ -360,9 +360,10 @@ def test_tasks_group_one_combinations_seeds_as_asked():
     learned = {**SMALL, "kappa": [0.0, 0.01]}  # the default policy, actor_critic
     scripted = {**learned, "policy": "random"}
     mixed = {**SMALL, "policy": ["random", "actor_critic", "checkpoint:x.json"]}
-    assert sizes(learned, None) == [3, 3]
+    assert sizes(learned, None) == [1] * 6  # own weights per seed: alone unless asked
     assert sizes(scripted, None) == [1] * 6
-    assert sizes(mixed, None) == [1, 1, 1, 3, 3]
+    assert sizes(mixed, None) == [1] * 6 + [3]  # a checkpoint's seeds share its weights
+    assert sizes(learned, True) == [3, 3]
     assert sizes(scripted, True) == [3, 3]
     assert sizes(learned, False) == [1] * 6
     assert sizes(learned, 2) == [2, 1, 2, 1]

@@ -201,7 +201,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="also collect agent reporters (one row per run, step and agent)")
     p.add_argument("--batch-seeds", type=parse_batch_seeds, default=None, metavar="WHEN",
                    help="step a combination's seeds together (one policy forward pass per "
-                        "step): auto (learned policies), on, off, or at most K seeds per "
+                        "step): auto (checkpoint policies), on, off, or at most K seeds per "
                         "batch (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", default="results/sweep",
