@@ -90,7 +90,7 @@ class NaivePPO:
     @torch.no_grad()
     def collect(self) -> None:
         model, buf = self.model, self.buf
-        obs = torch.from_numpy(self.obs_norm(model.observe(), update=True))
+        obs = torch.from_numpy(self.obs_norm(model.observations(), update=True))
         for t in range(self.cfg.num_steps):
             outs = [mod.act(obs[i], generator=model.torch_generator)
                     for i, mod in enumerate(self.modules)]  # one call per agent
@@ -101,7 +101,7 @@ class NaivePPO:
             model.step()
             reward = torch.from_numpy(self.rew_norm(model.last_rewards))
             buf.add(t, obs, u, logp, value, reward)
-            obs = torch.from_numpy(self.obs_norm(model.observe(), update=True))
+            obs = torch.from_numpy(self.obs_norm(model.observations(), update=True))
         last = torch.stack([mod(obs[i])[2] for i, mod in enumerate(self.modules)])
         buf.finish(last, self.cfg.gamma, self.cfg.gae_lambda)
 

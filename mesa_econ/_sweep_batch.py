@@ -205,7 +205,7 @@ class _Group:
         if self.stacked is None:  # learned policies of another kind: MarketBatch's own act
             return self.batch.act()
         gens = [m.torch_generator for m in self.batch.models]
-        u = self.stacked.actions(self.batch.observe(), gens)
+        u = self.stacked.actions(self.batch.observations(), gens)
         return self.batch.trade_scale * np.clip(u.numpy().astype(float), -1.0, 1.0)
 
 

@@ -66,7 +66,7 @@ class TraderAgent(FixedAgent):
 
     def observation(self) -> np.ndarray:
         """The agent's observation S_i = [B_i, H_i, P, Z], normalised (§2.1)."""
-        return self.model.observe()[self.row]
+        return self.model.observations()[self.row]
 
     def step(self) -> None:
         """Agents act in one batched call from the model; per-agent stepping is a no-op."""

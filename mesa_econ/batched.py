@@ -134,9 +134,9 @@ class MarketBatch:
         return self._cache["demand"]
 
     # ------------------------------------------------------------------ acting
-    def observe(self, out: np.ndarray | None = None) -> np.ndarray:
+    def observations(self, out: np.ndarray | None = None) -> np.ndarray:
         """All markets' observations ``(K, N, obs_dim)`` float32, each market's rows equal
-        (bit for bit) to its ``model.observe()``.
+        (bit for bit) to its ``model.observations()``.
 
         Args:
             out: optional float32 array ``(K, N, obs_dim)`` to write them into.
@@ -182,7 +182,7 @@ class MarketBatch:
             if not shared:
                 return np.stack([m.policy_orders() for m in self.models])
             policy = first.ensemble
-        obs = torch.from_numpy(self.observe())
+        obs = torch.from_numpy(self.observations())
         gens = [m.torch_generator for m in self.models]
         with torch.no_grad():
             u = batched_actions(policy, obs, gens, deterministic)

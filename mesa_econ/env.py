@@ -5,7 +5,7 @@ PettingZoo API; this adapter lets them train on the same market the package's ow
 use. Every step all live traders act at once, as in the model:
 
 - agents ``"trader_0" .. "trader_{N-1}"`` (row i of the model's arrays);
-- observation of agent i: ``model.observe()[i]``, a float32 vector of width 1 + 3M
+- observation of agent i: ``model.observations()[i]``, a float32 vector of width 1 + 3M
   ([B_i, H_i, P, Z] scaled, §2.1);
 - action of agent i: a float32 vector u in [-1, 1]^M; the executed request is
   ``trade_scale · clip(u, -1, 1)`` (§2.2), exactly what the model does with a policy sample;
@@ -131,7 +131,7 @@ class EconomyParallelEnv(ParallelEnv):
         self.model = EconomyModel(**self._model_kwargs, rng=model_seed)
         self.agents = list(self.possible_agents)
         self._steps = 0
-        obs = self.model.observe()
+        obs = self.model.observations()
         return ({a: obs[i] for i, a in enumerate(self.agents)},
                 {a: {} for a in self.agents})
 
@@ -168,7 +168,7 @@ class EconomyParallelEnv(ParallelEnv):
         self.model.step()
         self._steps += 1
         acted = self.agents
-        obs = self.model.observe()
+        obs = self.model.observations()
         rewards = self.model.last_rewards
         done = self._steps >= self.max_steps
         result = ({a: obs[self._row[a]] for a in acted},
@@ -181,7 +181,7 @@ class EconomyParallelEnv(ParallelEnv):
 
     def state(self) -> np.ndarray:
         """The global state: every agent's observation stacked, shape (N·(1 + 3M),), float32."""
-        return self.model.observe().reshape(-1)
+        return self.model.observations().reshape(-1)
 
     def render(self) -> None:
         """No rendering here: use the Solara app (``solara run server.py``)."""

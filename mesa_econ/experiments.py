@@ -204,7 +204,7 @@ def _episodes_per_seed(policy: Any, params: dict[str, Any], seeds: list[int],
         for _ in range(horizon):
             if scripted is None:
                 with torch.no_grad():
-                    u = act_only(policy, torch.from_numpy(model.observe()),
+                    u = act_only(policy, torch.from_numpy(model.observations()),
                                  model.torch_generator, deterministic)
                 model.submit_orders(model.trade_scale * np.clip(u.numpy(), -1.0, 1.0))
             model.step()
@@ -232,7 +232,7 @@ def _episodes_batched(policy: Any, params: dict[str, Any], seeds: list[int],
         orders = None
         if scripted is None:  # one forward pass for every seed; u as the per-seed loop
             with torch.no_grad():  # rounds it (float32 clip and scale)
-                u = batched_actions(policy, torch.from_numpy(batch.observe()), gens,
+                u = batched_actions(policy, torch.from_numpy(batch.observations()), gens,
                                     deterministic)
             orders = batch.trade_scale * np.clip(u.numpy(), -1.0, 1.0)
         batch.step(orders)

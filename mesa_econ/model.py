@@ -135,7 +135,7 @@ class EconomyModel(mesa.Model):
         capital, holdings, supply, reserve, prices, deviation: the state of record as
             read-only numpy arrays (shapes (N,), (N, M), (M,) ...).
         factors: Z(t) for the step about to run (drawn at the end of the previous step,
-            so ``observe()`` shows it to agents acting inside or outside ``step()``).
+            so ``observations()`` shows it to agents acting inside or outside ``step()``).
         grid: the ``mesa.discrete_space.Network`` the agents sit on.
         graph: the interaction graph; ``adjacency`` its sparse matrix (None if complete).
         torch_generator: the model's torch.Generator, seeded from ``rng`` (learned policies
@@ -305,7 +305,7 @@ class EconomyModel(mesa.Model):
         self._window_len = 1
         self._wealth_cache: np.ndarray | None = None
         self._marks_cache: tuple[MarketState, np.ndarray] | None = None
-        # Z for the coming step is drawn ahead, so observe() shows the agents the factors
+        # Z for the coming step is drawn ahead, so observations() shows the agents the factors
         # that will move this step's price, whether they act inside step() or outside it.
         self.factors = self._draw_factors()
 
@@ -408,7 +408,7 @@ class EconomyModel(mesa.Model):
         return self.ensemble.agent_view(row) if self.ensemble is not None else self.scripted
 
     # ------------------------------------------------------------------ stepping
-    def observe(self) -> np.ndarray:
+    def observations(self) -> np.ndarray:
         """All agents' observations, shape (N, obs_dim), float32. Implements §2.1.
 
         Notes:
@@ -461,7 +461,7 @@ class EconomyModel(mesa.Model):
         """Trade volumes (N, M) from the model's own policy: one batched call."""
         if self.scripted is not None:
             return self.scripted.orders(self)
-        obs = torch.from_numpy(self.observe())
+        obs = torch.from_numpy(self.observations())
         with torch.no_grad():  # act's u without its value and log-probability
             u = act_only(self.ensemble, obs, generator=self.torch_generator)
         return self.trade_scale * np.clip(u.numpy().astype(float), -1.0, 1.0)

@@ -59,7 +59,7 @@ def _assert_market_equal(batch: MarketBatch, k: int, single: EconomyModel) -> No
         single.income_paid, single.yield_paid, single.fees_paid)
     assert model.rng.bit_generator.state == single.rng.bit_generator.state
     assert model.policy_rng.bit_generator.state == single.policy_rng.bit_generator.state
-    assert np.array_equal(batch.observe()[k], single.observe())
+    assert np.array_equal(batch.observations()[k], single.observations())
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -69,7 +69,7 @@ def test_batch_equals_each_seed_alone(name):
     batch = MarketBatch.from_seeds(SEEDS, **params)
     singles = [EconomyModel(**params, rng=s) for s in SEEDS]
     for k, single in enumerate(singles):  # before any step too
-        assert np.array_equal(batch.observe()[k], single.observe())
+        assert np.array_equal(batch.observations()[k], single.observations())
     for _ in range(steps):
         batch.step()
         for single in singles:
@@ -138,7 +138,7 @@ def test_batched_actions_match_single_market_acting(normalised, deterministic):
     for _ in range(3):
         batch.step()
     policy = _policy(batch.n_agents, batch.obs_dim, batch.n_assets, normalised)
-    obs = torch.from_numpy(batch.observe())
+    obs = torch.from_numpy(batch.observations())
     gens = [torch.Generator().manual_seed(s) for s in SEEDS]
     alone = [torch.Generator().manual_seed(s) for s in SEEDS]
     with torch.no_grad():

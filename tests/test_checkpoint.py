@@ -44,7 +44,7 @@ def _obs(seed: int = 0) -> torch.Tensor:
     model = EconomyModel(**MARKET, rng=seed)
     for _ in range(3):
         model.step()
-    return torch.from_numpy(model.observe())
+    return torch.from_numpy(model.observations())
 
 
 def test_round_trip_gives_identical_actions(trained):
@@ -70,7 +70,7 @@ def test_checkpoint_drives_an_economy_model(trained):
     """EconomyModel(policy='checkpoint:PATH') acts exactly like the trained policy."""
     algo, path = trained
     model = EconomyModel(**MARKET, policy=f"checkpoint:{path}", rng=11)
-    obs = torch.from_numpy(model.observe())
+    obs = torch.from_numpy(model.observations())
     state = model.torch_generator.get_state()
     with torch.no_grad():
         want = algo.policy().act(obs, generator=model.torch_generator)[0]
@@ -337,7 +337,7 @@ def test_agents_of_a_checkpoint_model_show_a_public_policy_class(trained):
     assert repr(policy) == ("NormalizedPolicyView(agent=7, group=3, hidden=(16, 16), "
                             "normalized=True, clip=10.0, ensemble=PolicyEnsemble of 10 "
                             "agents in 5 groups)")
-    obs = torch.from_numpy(model.observe()[7])
+    obs = torch.from_numpy(model.observations()[7])
     with torch.no_grad():
         want = algo.policy().agent_view(7).act(obs, deterministic=True)[0]
         torch.testing.assert_close(policy.act(obs, deterministic=True)[0], want,

@@ -59,7 +59,7 @@ def test_spaces_are_cached_boxes_of_the_right_shape():
 def test_observations_are_float32_rows_of_model_observe_and_inside_the_space():
     env = make_env()
     obs, infos = env.reset(seed=5)
-    expected = EconomyModel(**MARKET, rng=5).observe()
+    expected = EconomyModel(**MARKET, rng=5).observations()
     assert set(obs) == set(infos) == set(env.possible_agents)
     for i, agent in enumerate(env.possible_agents):
         assert obs[agent].dtype == np.float32
@@ -80,7 +80,7 @@ def test_step_equals_driving_the_model_with_clipped_scaled_orders():
         model.submit_orders(MARKET["trade_scale"] * np.clip(u.astype(np.float32), -1, 1))
         model.step()
         np.testing.assert_array_equal(np.stack([obs[a] for a in env.possible_agents]),
-                                      model.observe())
+                                      model.observations())
         assert [rewards[a] for a in env.possible_agents] == model.last_rewards.tolist()
         assert not any(terms.values()) and not any(truncs.values())
     np.testing.assert_array_equal(env.model.holdings, model.holdings)
@@ -127,7 +127,7 @@ def test_reset_seed_sequence_is_reproducible():
 def test_state_stacks_all_observations():
     env = make_env()
     env.reset(seed=1)
-    np.testing.assert_array_equal(env.state(), env.model.observe().reshape(-1))
+    np.testing.assert_array_equal(env.state(), env.model.observations().reshape(-1))
 
 
 @pytest.mark.parametrize("max_steps", [0, -1, 2.5, True, "10"])

@@ -55,7 +55,7 @@ def _profile(mean: float, log_std: float, n: int = 2) -> Profile:
     model = EconomyModel(**params, policy="hold", rng=0)
     norm = ObsNormalizer(n, model.obs_dim)
     for _ in range(HORIZON):
-        norm(model.observe(), update=True)
+        norm(model.observations(), update=True)
         model.step()
     ens = PolicyEnsemble(n, model.obs_dim, 1, hidden=(16, 16),
                          generator=torch.Generator().manual_seed(0))

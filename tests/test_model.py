@@ -72,7 +72,7 @@ def test_state_arrays_are_read_only():
 def test_agent_policy_equals_the_ensemble_row():
     """agent.policy(obs) is exactly row i of the batched ensemble call (one thread)."""
     model = EconomyModel(n_agents=7, n_assets=2, policy="actor_critic", rng=2)
-    obs = torch.from_numpy(model.observe())
+    obs = torch.from_numpy(model.observations())
     mean, log_std, value = model.ensemble(obs)
     for agent in model.agents:
         m_i, ls_i, v_i = agent.policy(obs[agent.row])
@@ -84,7 +84,7 @@ def test_agent_policy_equals_the_ensemble_row():
 def test_observation_layout():
     """§2.1 S_i = [B_i/B0, H_i/H0, P/P0, (Z − m)/s, t/H]: at t = 0 ones, Z(0)/s, then 0."""
     model = EconomyModel(n_agents=4, n_assets=2, factor_std=0.5, horizon=8, rng=0)
-    obs = model.observe()
+    obs = model.observations()
     assert obs.shape == (4, 8) and obs.dtype == np.float32
     assert model.observation_layout() == [("capital", 1), ("holdings", 2), ("price", 2),
                                           ("factor", 2), ("time", 1)]
@@ -93,10 +93,10 @@ def test_observation_layout():
     np.testing.assert_array_equal(obs[:, 7], 0.0)
     for _ in range(3):
         model.step()
-    np.testing.assert_array_equal(model.observe()[:, 7], 3 / 8)
+    np.testing.assert_array_equal(model.observations()[:, 7], 3 / 8)
     for _ in range(7):
         model.step()
-    np.testing.assert_array_equal(model.observe()[:, 7], 1.0)  # min(t, H)/H past the horizon
+    np.testing.assert_array_equal(model.observations()[:, 7], 1.0)  # min(t, H)/H past the horizon
 
 
 def test_observation_carries_the_needs():
@@ -104,7 +104,7 @@ def test_observation_carries_the_needs():
     demand = np.arange(6.0).reshape(3, 2)
     model = EconomyModel(n_agents=3, n_assets=2, initial_holdings=2.0, demand=demand, rng=0)
     assert model.observation_layout()[-1] == ("need", 2) and model.obs_dim == 2 + 3 * 2 + 2
-    np.testing.assert_allclose(model.observe()[:, -2:], demand / 2.0)
+    np.testing.assert_allclose(model.observations()[:, -2:], demand / 2.0)
 
 
 def test_population_seed_fixes_graph_and_needs_not_noise():
@@ -136,12 +136,12 @@ def test_observed_factors_are_the_ones_the_step_uses():
     """An agent acting outside step() (trainer, PettingZoo) sees this step's Z.
 
     θdt = 1 and only ζ on: the deviation after the step is exactly ζ·(Z − m) for the Z
-    that observe() showed before the step.
+    that observations() showed before the step.
     """
     model = EconomyModel(n_agents=3, n_assets=2, policy="hold", zeta=0.7, factor_mean=0.2,
                          factor_std=0.3, sigma_eta=0.0, rng=9)
     for _ in range(5):
-        seen = model.observe()[0, 5:7] * 0.3 + 0.2
+        seen = model.observations()[0, 5:7] * 0.3 + 0.2
         model.step()
         np.testing.assert_allclose(model.deviation, 0.7 * (seen - 0.2), rtol=1e-6)
 

@@ -185,7 +185,7 @@ def test_model_runs_the_trained_agents_and_checkpoint_round_trips(tmp_path):
     meta = read_metadata(tmp_path / "run")
     assert meta["algo"] == "noisy_ac" and meta["config"]["noise_mode"] == "update"
     loaded = load_policy(tmp_path / "run")
-    obs = torch.from_numpy(algo.model.observe())
+    obs = torch.from_numpy(algo.model.observations())
     with torch.no_grad():
         expected = policy.act(obs, deterministic=True)
         got = loaded.act(obs, deterministic=True)

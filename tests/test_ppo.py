@@ -251,7 +251,7 @@ def test_model_runs_trained_policy_after_training():
     """PPO attaches the learned policy: the model's own orders come from it."""
     model, algo, _ = _train(1, iterations=1)
     assert model.scripted is None and model.ensemble is not None
-    obs = torch.from_numpy(model.observe())
+    obs = torch.from_numpy(model.observations())
     state = model.torch_generator.get_state()
     with torch.no_grad():
         expected = algo.policy().act(obs, generator=model.torch_generator)[0]
@@ -614,13 +614,13 @@ def test_k_markets_train_shared_policy_groups():
 
 def test_k_markets_without_normalisers_store_raw_observations_and_rewards(monkeypatch):
     model, algo = _vec_trainer(n_markets=2, norm_obs=False, norm_reward=False)
-    raw_rewards, raw_obs = [], [algo._vec.batch.observe().copy()]
+    raw_rewards, raw_obs = [], [algo._vec.batch.observations().copy()]
     step = algo._vec.batch.step
 
     def spy(orders):
         step(orders)
         raw_rewards.append(algo._vec.batch.last_rewards.copy())
-        raw_obs.append(algo._vec.batch.observe().copy())
+        raw_obs.append(algo._vec.batch.observations().copy())
 
     monkeypatch.setattr(algo._vec.batch, "step", spy)
     algo.collect_step()

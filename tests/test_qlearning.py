@@ -158,7 +158,7 @@ def test_neighbour_mean_complete_graph_is_mean_of_all_others():
 def test_act_remembers_the_joint_action_for_the_next_mean_field():
     model = EconomyModel(**MARKET, rng=3)
     q = QEnsemble.for_model(model, n_levels=3)
-    obs = torch.from_numpy(model.observe())
+    obs = torch.from_numpy(model.observations())
     u, log_prob, value = q.act(obs, deterministic=True)
     assert set(u.unique().tolist()) <= {-1.0, 0.0, 1.0}
     torch.testing.assert_close(q.last_action, u)
@@ -357,7 +357,7 @@ def test_model_runs_the_trained_q_agents():
     np.testing.assert_array_equal(model.last_orders,
                                   model.trade_scale * algo.q.last_action.numpy())
     assert isinstance(model.policy_of(0), QAgentView)
-    u = algo.act(torch.from_numpy(model.observe()), deterministic=True)
+    u = algo.act(torch.from_numpy(model.observations()), deterministic=True)
     assert u.shape == (3, 2)
 
 

@@ -418,11 +418,11 @@ def test_stacked_policies_act_as_each_market_alone():
         twins = [EconomyModel(**{**LEARNED, "kappa": 0.01, **extra}, rng=s) for s in (1, 2)]
         stacked = StackedPolicies([m.ensemble for m in models])
         assert not stacked.shared  # each seed's own initial weights
-        obs = MarketBatch(models).observe()
+        obs = MarketBatch(models).observations()
         u = stacked.actions(obs, [m.torch_generator for m in models])
         for k, twin in enumerate(twins):
             with torch.no_grad():
-                want = act_only(twin.ensemble, torch.from_numpy(twin.observe()),
+                want = act_only(twin.ensemble, torch.from_numpy(twin.observations()),
                                 twin.torch_generator)
             assert_float32_close(u[k], want, terms=8 + 32, name=f"u[{k}]")
             assert torch.equal(models[k].torch_generator.get_state(),

@@ -37,7 +37,7 @@ def _rollout(profile: Any, ensemble: Any, seed: int) -> tuple[np.ndarray, np.nda
     acts = np.empty((horizon, model.n_agents, model.n_assets), dtype=np.float32)
     rewards = np.empty((horizon, model.n_agents))
     for t in range(horizon):
-        raw = model.observe()
+        raw = model.observations()
         obs[t] = raw if norm is None else norm.normalize(raw)
         with torch.no_grad():
             acts[t] = act_only(ensemble, torch.from_numpy(obs[t]), model.torch_generator).numpy()

@@ -117,7 +117,7 @@ def run_policy(policy: Any, model: Any, steps: int, deterministic: bool = False)
     scale = model.trade_scale
     for t in range(steps):
         if policy is not None:
-            obs = torch.from_numpy(model.observe())
+            obs = torch.from_numpy(model.observations())
             u = act_only(policy, obs, model.torch_generator, deterministic)
             model.submit_orders(scale * np.clip(u.numpy(), -1.0, 1.0))
         else:  # the model's own policy, held to the same limits

@@ -339,7 +339,7 @@ class QLearning:
         """One ε-greedy step of every agent in :attr:`env`, stored in the replay buffer;
         returns the mean raw reward per agent."""
         model = self.env
-        obs = torch.from_numpy(model.observe())
+        obs = torch.from_numpy(model.observations())
         mean_action = self.q.mean_action()
         with torch.no_grad():
             greedy = self.q.greedy(self.q(obs, mean_action))
@@ -351,7 +351,7 @@ class QLearning:
         self._episode_t += 1
         done = self._episode_over()
         reward = torch.as_tensor(model.last_rewards, dtype=torch.float32)
-        self.buffer.add(obs, mean_action, index, reward, torch.from_numpy(model.observe()),
+        self.buffer.add(obs, mean_action, index, reward, torch.from_numpy(model.observations()),
                         self.q.mean_action(), done=done)
         return float(model.last_rewards.mean())
 

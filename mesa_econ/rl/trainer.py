@@ -2,7 +2,7 @@
 
 A rollout of T steps runs all N agents in one batched policy call per step::
 
-    obs = normalise(model.observe())                        # [N, obs_dim], per agent
+    obs = normalise(model.observations())                        # [N, obs_dim], per agent
     u, logp, v = policy.act(obs, generator=sampling)         # the trainer's own stream
     model.submit_orders(model.trade_scale * clip(u, -1, 1))
     model.step()
@@ -129,7 +129,7 @@ class Trainer:
 
     def observe_np(self, update: bool = True, out: np.ndarray | None = None) -> np.ndarray:
         """:meth:`observe` as a float32 ndarray (no tensor made)."""
-        raw = self.env.observe()
+        raw = self.env.observations()
         if self.obs_normalizer is not None:
             return self.obs_normalizer(raw, update=update, out=out)
         if out is not None:

@@ -6,7 +6,7 @@ configuration and population, each on its own noise seed. The N per-agent polici
 shared across the markets: agent i of every market acts with policy i, so one rollout
 of T steps gives each policy K·T samples. Per step::
 
-    obs  = normalise(batch.observe())             # [K, N, D], per-agent statistics
+    obs  = normalise(batch.observations())             # [K, N, D], per-agent statistics
     μ    = actor(obs)                               # one forward pass for K·N rows
     u    = μ + σ·ε                                  # ε: one draw [T, K·N, A] per rollout
     batch.step(trade_scale · clip(u, -1, 1))        # each market's own numpy step
@@ -127,7 +127,7 @@ class VecRollout:
 
     def _observe(self, out: np.ndarray | None = None) -> np.ndarray:
         """Normalised observations ``[K, N, D]`` (statistics updated with these K rows)."""
-        raw = self.batch.observe()
+        raw = self.batch.observations()
         norm: ObsNormalizer | None = self.trainer.obs_normalizer
         if norm is None:
             if out is None:
