@@ -273,7 +273,7 @@ def test_page_renders_offline_steps_resets_shocks_and_shows_errors(server_url):
         _set_text(page, AGENTS, "40")
         _click(page, "Reset")
         _wait_for_step(page, 0)
-        page.get_by_text("resource_network · policy random · N = 40 agents · M = 3 assets"
+        page.get_by_text("resource_network · policy actor_critic · N = 40 agents · M = 3 assets"
                          ).wait_for(timeout=WAIT_MS)
         _wait_for_figures(page)
         prices_before = prices.screenshot(timeout=WAIT_MS)
