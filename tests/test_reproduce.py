@@ -57,6 +57,9 @@ def test_report_numbers_equal_results_json(tiny_run):
         assert cells[5] == ("yes" if s["holds"] else "no")
     provenance = results["provenance"]
     assert {"commit", "config_hash", "machine", "versions"} <= set(provenance)
+    import mesa_econ
+
+    assert provenance["versions"]["mesa_econ"] == mesa_econ.__version__  # not stale metadata
     for name in ("runs.csv", "training.csv", "reward_shares.csv", "figures/price_paths.png",
                  "figures/volatility.png", "figures/utilisation.png", "figures/shock.png",
                  "figures/training.png"):

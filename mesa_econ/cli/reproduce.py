@@ -44,8 +44,12 @@ def _provenance(plan: Any) -> dict[str, Any]:
                                     timeout=10, check=False).stdout.strip())
     except OSError:
         commit, dirty = "unknown", False
-    versions = {}
-    for name in ("mesa_econ", "mesa", "numpy", "scipy", "pandas", "torch", "networkx"):
+    import mesa_econ
+
+    # the package's own version from the code that ran (an editable install's metadata
+    # keeps the version of its last `pip install -e`)
+    versions: dict[str, str | None] = {"mesa_econ": mesa_econ.__version__}
+    for name in ("mesa", "numpy", "scipy", "pandas", "torch", "networkx"):
         try:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
