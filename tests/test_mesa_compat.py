@@ -43,9 +43,8 @@ MESA4_AGENT_NAMES = frozenset({
 })
 # Names our subclasses define on purpose, as Mesa asks them to.
 OVERRIDES = frozenset({"step"})
-# Clashes found and not fixed yet: each must still be there (the test below fails once it
-# is renamed, so that its entry goes), and no other clash may appear.
-KNOWN_CLASHES: dict[str, str] = {}  # none: EconomyModel.observe became observations() in 0.3
+# No known clash is left (EconomyModel.observe became observations() in 0.3.0): any clash
+# fails the test below.
 
 
 def _dunder(name: str) -> bool:
@@ -111,7 +110,7 @@ def test_model_attribute_names_are_not_mesa_names(models, mesa_names):
     for model in models:
         own = _own_names(model, bare)
         assert len(own) > 5, "no names found: the check itself is broken"
-        clash = sorted(own & reserved - set(KNOWN_CLASHES))
+        clash = sorted(own & reserved)
         assert clash == [], (f"{type(model).__name__} defines {clash}, which mesa "
                              f"{mesa.__version__ if mesa_names == 'installed' else '4.0'}'s "
                              "Model defines too: rename ours")
@@ -142,10 +141,3 @@ def test_the_check_catches_the_scenario_clash():
 
     bare = mesa.Model(rng=0)
     assert "scenario" in _own_names(Clashing(), bare) & MESA4_MODEL_NAMES
-
-
-def test_known_clashes_are_still_there(models):
-    """Once a known clash is renamed, remove it from KNOWN_CLASHES."""
-    own = _own_names(models[0], mesa.Model(rng=0))
-    for name, reason in KNOWN_CLASHES.items():
-        assert name in own and name in MESA4_MODEL_NAMES, f"{name} is fixed ({reason})"
