@@ -292,6 +292,9 @@ class EconomyModel(mesa.Model):
     def _init_bookkeeping(self) -> None:
         m = self.n_assets
         self._shock = np.zeros(m)
+        # whether Z carries the decaying shock: from the start with a scheduled shock, from
+        # the first decaying apply_shock without one (a run without shocks never adds it)
+        self._shock_live = self.config.market.shock_step is not None
         self.last_rewards = np.zeros(self.n_agents)
         self.last_breakdown = None
         self.last_info = None
@@ -473,18 +476,20 @@ class EconomyModel(mesa.Model):
             assets = list(mc.shock_assets) if mc.shock_assets is not None else slice(None)
             self._shock[assets] += mc.shock_size
         z = pricing.draw_factors(self.rng, p.factor_mean, self._factor_std)  # §2.1
-        if mc.shock_step is not None:  # (without one, the shock stays 0)
+        if self._shock_live:  # (without a shock, Z is the draw as it is: no z + 0)
             z = z + self._shock  # §9 shock: a spike in Z_j
             self._shock *= mc.shock_decay
         return z
 
     def apply_shock(self, size: float, assets: Any = None) -> None:
-        """Add a spike of ``size`` to Z_j of the coming step, now (§9; the browser's button).
+        """A shock of ``size`` in Z_j from the coming step on, now (§9; the browser's button).
 
         Z for the coming step is drawn ahead (see :attr:`factors`), so the spike is added to
-        it: the next observation shows it and the next :meth:`step` prices with it. It is a
-        one-step spike, the same as a scheduled ``shock_step`` at this step with
-        ``shock_decay=0``; the configured ``shock_decay`` shapes only the scheduled shock.
+        it: the next observation shows it and the next :meth:`step` prices with it. It then
+        decays as a scheduled shock does: the k-th following step's Z carries
+        ``size·shock_decay^k``. The run is, bit for bit, the run of a model with
+        ``shock_step`` set to this step (``t``) and the same size, assets and decay (tested);
+        shocks add up (a shock on a live one equals their sum up to rounding).
 
         Args:
             size: the spike, a finite real (negative for a drop).
@@ -507,6 +512,11 @@ class EconomyModel(mesa.Model):
         spike = np.zeros(self.n_assets)
         spike[hit] = size
         self.factors = self.factors + spike  # rebound, never mutated (see _STEP_ATTRS)
+        decay = self.config.market.shock_decay
+        if decay > 0 and size != 0:
+            # what _draw_factors leaves in the shock after adding it to Z(t): size·decay
+            self._shock = self._shock + spike * decay
+            self._shock_live = True
 
     def step(self) -> None:
         """One period: batched policy call, market step with Z(t), rewards, data, Z(t+1).
@@ -541,10 +551,11 @@ class EconomyModel(mesa.Model):
 
         The policy generators are saved only when the step asks the model's policy for
         orders (a trainer's submitted orders draw from neither; scripted policies never
-        draw from the torch generator), the shock only when there is one.
+        draw from the torch generator), the shock only when one is live (scheduled or
+        applied).
         """
         acting = self._pending_orders is None
-        shock = self._shock.copy() if self.config.market.shock_step is not None else None
+        shock = self._shock.copy() if self._shock_live else None
         return (_get_step_attrs(self), shock, self._window.copy(),
                 self.rng.bit_generator.state,
                 self.policy_rng.bit_generator.state if acting else None,
@@ -556,7 +567,7 @@ class EconomyModel(mesa.Model):
         for name, value in zip(_STEP_ATTRS, attrs, strict=True):
             setattr(self, name, value)
         self._window = window
-        if shock is not None:  # (without a shock step, the shock stays 0)
+        if shock is not None:  # (without a live shock, the shock stays 0)
             self._shock = shock
         self.rng.bit_generator.state = rng_state
         if policy_state is not None:
