@@ -7,7 +7,8 @@ number of samples, so one count serves them all.
 - Observations: ô_i = clip((o_i − μ_i) / sqrt(σ²_i + ε), −c, c) with running μ_i, σ²_i.
 - Rewards: r̂_i = clip(r_i / sqrt(Var[G_i] + ε), −c, c), where G_i is agent i's running
   discounted return G_i ← γ·G_i + r_i (SB3's VecNormalize: scale, do not shift, so the
-  sign of a reward is kept).
+  sign of a reward is kept). With K markets at once (rewards ``[K, N]``) each market keeps
+  its own G_ki and agent i's variance is that of its returns over all K markets.
 
 Statistics are float64 numpy arrays; the normalised observation is float32. The same
 function normalises during training and inside a loaded checkpoint
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mesa_econ._validation import check_int, check_number, fail, is_real_or_inf
 from mesa_econ.policies.actor_critic import act_only
 from mesa_econ.policies.view import describe_row
 
@@ -169,29 +171,74 @@ class ObsNormalizer:
 
 
 class RewardNormalizer:
-    """Per-agent reward scaling by the std of the running discounted return.
+    """Per-agent reward scaling by the std of the running discounted return, in one market
+    or in K markets at once.
+
+    - One market (``n_markets=None``): rewards ``(N,)``; agent i's running return
+      G_i ← γ·G_i + r_i is one sample a step of agent i's statistics
+      (:meth:`RunningMeanStd.update`).
+    - K markets (``n_markets=K``): rewards ``(K, N)``; each market keeps its own running
+      return G_ki ← γ·G_ki + r_ki, and agent i's statistics merge its K returns of each
+      step (:meth:`RunningMeanStd.update_batch`), so agent i's scale is the std of its
+      returns over all markets. With K = 1 this is the one-market normaliser bit for bit
+      for finite rewards (tested).
+
+    The scaled reward is r̂ = clip(r / sqrt(Var_i[G] + ε), −c, c), clipped by
+    ``np.minimum`` then ``np.maximum``: the same bits as ``np.clip(·, −c, c)`` for every
+    finite or infinite value (±0.0 included). A NaN stays NaN: a NaN (or infinite) reward
+    of agent i makes that scaled reward NaN, its running return NaN until :meth:`reset`,
+    and agent i's variance NaN for good (:meth:`reset` keeps it), so from that step on
+    every scaled reward of agent i, in every market, is NaN; other agents are untouched.
 
     Args:
         n_agents: N.
-        gamma: discount γ of the running return G_i ← γ·G_i + r_i.
-        clip: bound c of the scaled reward.
-        epsilon: ε added to the variance.
+        gamma: discount γ in [0, 1] of the running returns.
+        clip: bound c > 0 of the scaled reward (``inf``: no clipping).
+        epsilon: ε >= 0 added to the variance.
+        n_markets: K >= 1 markets whose rewards ``(K, N)`` arrive together, or None for
+            one market's rewards ``(N,)``.
+
+    Attributes:
+        returns: the running returns, ``(N,)`` or ``(K, N)`` like the rewards.
+        rms: agent i's statistics of its returns, shape ``(N,)``.
+
+    Raises:
+        ValueError: for an argument outside its range.
     """
 
     def __init__(self, n_agents: int, gamma: float, clip: float = 10.0,
-                 epsilon: float = 1e-8) -> None:
-        self.gamma, self.clip, self.epsilon = float(gamma), float(clip), float(epsilon)
-        self.returns = np.zeros(int(n_agents), dtype=np.float64)
-        self.rms = RunningMeanStd((int(n_agents),))
+                 epsilon: float = 1e-8, n_markets: int | None = None) -> None:
+        n = check_int("n_agents", n_agents, 1)
+        self.n_markets = None if n_markets is None else check_int("n_markets", n_markets, 1)
+        if not is_real_or_inf(clip) or not clip > 0:
+            fail("clip", clip, "a real > 0 (inf: no clipping)")
+        self.gamma = check_number("gamma", gamma, 0.0, 1.0)
+        self.clip, self.epsilon = float(clip), check_number("epsilon", epsilon, 0.0)
+        self.n_agents = n
+        shape = (n,) if self.n_markets is None else (self.n_markets, n)
+        self.returns = np.zeros(shape, dtype=np.float64)
+        self.rms = RunningMeanStd((n,))
 
     def __call__(self, reward: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Update G_i and its variance with this step's rewards ``(N,)``; return r / std.
+        """Update the returns and agent statistics with this step's rewards; return r / std.
 
-        The result is float64, or written into ``out`` (any float dtype) when given.
+        Args:
+            reward: ``(N,)``, or ``(K, N)`` with ``n_markets=K``.
+            out: optional array of ``reward``'s shape (any float dtype) to write into.
+
+        Returns:
+            The scaled rewards as float64 (``out`` when given).
         """
-        self.returns *= self.gamma
-        self.returns += reward
-        self.rms.update(self.returns)
+        returns = self.returns
+        if np.shape(reward) != returns.shape:
+            fail("reward", reward, f"shape {returns.shape} (n_markets={self.n_markets}, "
+                                   f"n_agents={self.n_agents}), got {np.shape(reward)}")
+        returns *= self.gamma
+        returns += reward
+        if self.n_markets is None:
+            self.rms.update(returns)
+        else:
+            self.rms.update_batch(returns)
         scaled = reward / np.sqrt(self.rms.var + self.epsilon)
         np.minimum(scaled, self.clip, out=scaled)  # = np.clip(scaled, -c, c), NaN kept
         np.maximum(scaled, -self.clip, out=scaled)
@@ -201,7 +248,7 @@ class RewardNormalizer:
         return out
 
     def reset(self) -> None:
-        """Start new discounted returns (a new episode), keeping the variance estimate."""
+        """Start new discounted returns (new episodes), keeping the variance estimate."""
         self.returns[:] = 0.0
 
 

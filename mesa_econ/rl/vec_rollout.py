@@ -39,13 +39,15 @@ from mesa_econ.policies.actor_critic import gaussian_log_prob
 from mesa_econ.rl.buffer import RolloutBuffer
 from mesa_econ.rl.episodes import fresh_env
 from mesa_econ.rl.evaluate import price_level_variance, price_volatility
-from mesa_econ.rl.normalize import ObsNormalizer, RunningMeanStd
+from mesa_econ.rl.normalize import ObsNormalizer, RewardNormalizer
 
 __all__ = ["BatchRewardNormalizer", "VecRollout", "numpy_actor_rows"]
 
 
-class BatchRewardNormalizer:
-    """Per-agent reward scaling over K markets: r_ki / std_i(G), G_ki ← γ G_ki + r_ki.
+class BatchRewardNormalizer(RewardNormalizer):
+    """``RewardNormalizer(n_agents, gamma, clip, epsilon, n_markets=n_markets)`` with the
+    markets first: the K-market reward normaliser's former name and signature, kept so
+    old imports and calls work (see :class:`~mesa_econ.rl.normalize.RewardNormalizer`).
 
     Args:
         n_markets: K; n_agents: N; gamma: γ; clip: bound of the scaled rewards;
@@ -54,25 +56,7 @@ class BatchRewardNormalizer:
 
     def __init__(self, n_markets: int, n_agents: int, gamma: float, clip: float = 10.0,
                  epsilon: float = 1e-8) -> None:
-        self.gamma, self.clip, self.epsilon = float(gamma), float(clip), float(epsilon)
-        self.returns = np.zeros((int(n_markets), int(n_agents)))
-        self.rms = RunningMeanStd((int(n_agents),))
-
-    def __call__(self, reward: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Merge this step's rewards ``(K, N)`` into the returns; return them scaled."""
-        self.returns *= self.gamma
-        self.returns += reward
-        self.rms.update_batch(self.returns)
-        scaled = reward / np.sqrt(self.rms.var + self.epsilon)
-        np.clip(scaled, -self.clip, self.clip, out=scaled)
-        if out is None:
-            return scaled
-        np.copyto(out, scaled, casting="same_kind")
-        return out
-
-    def reset(self) -> None:
-        """New episodes: zero the running returns, keep the variance estimate."""
-        self.returns[:] = 0.0
+        super().__init__(n_agents, gamma, clip=clip, epsilon=epsilon, n_markets=n_markets)
 
 
 def numpy_actor_rows(weights: list[np.ndarray], biases: list[np.ndarray],
@@ -100,7 +84,8 @@ class VecRollout:
     Attributes:
         batch: the current :class:`~mesa_econ.batched.MarketBatch`.
         buffer: ``RolloutBuffer(T, N, D, A, n_markets=K)``.
-        reward_normalizer: a :class:`BatchRewardNormalizer` (None without reward scaling).
+        reward_normalizer: a :class:`~mesa_econ.rl.normalize.RewardNormalizer` with
+            ``n_markets=K`` (None without reward scaling).
     """
 
     def __init__(self, trainer: Any, n_markets: int) -> None:
@@ -108,8 +93,8 @@ class VecRollout:
         self.trainer, self.n_markets = trainer, int(n_markets)
         n, d, a = trainer.n_agents, trainer.obs_dim, trainer.act_dim
         self.buffer = RolloutBuffer(cfg.num_steps, n, d, a, n_markets=self.n_markets)
-        self.reward_normalizer = (BatchRewardNormalizer(self.n_markets, n, cfg.gamma,
-                                                        clip=cfg.clip_reward)
+        self.reward_normalizer = (RewardNormalizer(n, cfg.gamma, clip=cfg.clip_reward,
+                                                   n_markets=self.n_markets)
                                   if cfg.norm_reward else None)
         self._model = model
         self.batch = self._fresh_batch()
