@@ -297,6 +297,11 @@ class ModelConfig:
     """Collect DataCollector rows every k steps (0: only the initial row, e.g. in training)."""
     torch_threads: int | None = 1
     """torch.set_num_threads for this process (None: leave torch's setting alone)."""
+    reporters: str | tuple[str, ...] = "default"
+    """The DataCollector's model columns (:mod:`mesa_econ.collector`): a preset,
+    ``"default"``, ``"rmw"`` (the reference workload's P_j, HHI_j, mean capital) or
+    ``"none"``, or a sequence of reporter names (kept as a tuple). None means
+    ``"default"``. It changes what is recorded, never the run."""
 
     def __post_init__(self) -> None:
         for name, cls in (("market", MarketConfig), ("rewards", RewardConfig),
@@ -310,6 +315,18 @@ class ModelConfig:
         if self.torch_threads is not None:
             check_int("torch_threads", self.torch_threads, 1)
         check_int("collect_every", self.collect_every, 0)
+        object.__setattr__(self, "reporters", _check_reporters(self.reporters))
+
+
+def _check_reporters(spec: Any) -> str | tuple[str, ...]:
+    """``reporters`` validated: a preset name, or the reporter names as a tuple."""
+    # the names live beside the reporters' code; collector imports no config (no cycle)
+    from mesa_econ.collector import resolve_reporters
+
+    if spec is None:
+        return "default"
+    resolve_reporters(spec)  # ValueError naming reporters and the valid choices
+    return spec if isinstance(spec, str) else tuple(spec)
 
 
 def field_names(cls: type) -> tuple[str, ...]:

@@ -126,8 +126,9 @@ class EconomyModel(mesa.Model):
     ``demand`` (needs d_ij for the use-value reward: an (N, M) array, or a mean need
     from which d_ij ~ U(0, 2·mean) is drawn with the population generator) and
     ``rng``/``seed``. Every value is validated; a bad one raises ValueError naming it.
-    ``reporters`` picks the DataCollector's model columns: ``"default"`` (None), ``"rmw"``
-    (the reference workload's P_j, HHI_j, mean capital), ``"none"`` or a sequence of names
+    ``reporters`` (:attr:`ModelConfig.reporters <mesa_econ.config.ModelConfig.reporters>`)
+    picks the DataCollector's model columns: ``"default"`` (or None), ``"rmw"`` (the
+    reference workload's P_j, HHI_j, mean capital), ``"none"`` or a sequence of names
     (:mod:`mesa_econ.collector`); it changes what is recorded, never the run.
     A seed given as a string (Solara's text box) is cast to int.
 
@@ -171,27 +172,31 @@ class EconomyModel(mesa.Model):
                  n_groups: int | None = None, random_scale: float = 1.0,
                  reversion_strength: float = 1.0, collect_agents: bool = False,
                  collect_every: int = 1, torch_threads: int | None = 1, demand: Any = None,
-                 reporters: Any = None, rng: Any = None, seed: Any = None) -> None:
+                 reporters: Any = "default", rng: Any = None, seed: Any = None) -> None:
         kwargs = {k: v for k, v in locals().items()
-                  if k not in ("self", "rng", "seed", "demand", "reporters", "__class__")}
+                  if k not in ("self", "rng", "seed", "demand", "__class__")}
         kwargs["curve_params"] = {} if curve_params is None else curve_params
         kwargs["graph_params"] = {} if graph_params is None else graph_params
-        self._init_from_config(_split_kwargs(kwargs), rng=rng, seed=seed, demand=demand,
-                               reporters=reporters)
+        self._init_from_config(_split_kwargs(kwargs), rng=rng, seed=seed, demand=demand)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, *, rng: Any = None, seed: Any = None,
                     demand: Any = None, reporters: Any = None) -> EconomyModel:
-        """Build a model from a validated :class:`~mesa_econ.config.ModelConfig`."""
+        """Build a model from a validated :class:`~mesa_econ.config.ModelConfig`.
+
+        ``reporters``, if given, replaces ``cfg.reporters`` (validated the same way).
+        """
         if not isinstance(cfg, ModelConfig):
             raise ValueError(f"cfg={type(cfg).__name__} is invalid: expected a ModelConfig")
+        if reporters is not None:
+            cfg = dataclasses.replace(cfg, reporters=reporters)
         self = cls.__new__(cls)
-        self._init_from_config(cfg, rng=rng, seed=seed, demand=demand, reporters=reporters)
+        self._init_from_config(cfg, rng=rng, seed=seed, demand=demand)
         return self
 
     # ------------------------------------------------------------------ set-up
-    def _init_from_config(self, cfg: ModelConfig, *, rng: Any, seed: Any, demand: Any,
-                          reporters: Any = None) -> None:
+    def _init_from_config(self, cfg: ModelConfig, *, rng: Any, seed: Any,
+                          demand: Any) -> None:
         rng = check_seed("rng", rng)
         seed = check_seed("seed", seed)
         if rng is not None and seed is not None:
@@ -243,7 +248,7 @@ class EconomyModel(mesa.Model):
         self._build_space(mc, graph_seed)
         self._build_policy(cfg.policy)
         self._init_bookkeeping()
-        self.datacollector = make_collector(self, reporters, cfg.collect_agents)
+        self.datacollector = make_collector(self, cfg.reporters, cfg.collect_agents)
         self.datacollector.collect(self)
 
     def _build_space(self, mc: MarketConfig, graph_seed: int) -> None:
