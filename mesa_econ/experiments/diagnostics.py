@@ -1,0 +1,121 @@
+"""Checks of a scenario beside the reproduction (issue 9): the informed arm against
+``hold``, the unilateral pump, whether the stability objective is learned."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mesa_econ.experiments.evaluate import evaluate_arm
+from mesa_econ.experiments.protocol import EVAL_SEED_BASE, POPULATION_SEED
+from mesa_econ.experiments.reproduction import _train
+from mesa_econ.scenarios import scenario_params
+
+
+def pump_check(scenario: str, seeds: list[int], steps: int = 128,
+               **overrides: Any) -> pd.DataFrame:
+    """What the unilateral pump earns (issue 9 item 2), per seed.
+
+    Agent 0 buys ``trade_scale`` every step while every other agent holds; the reference
+    is the same seed with agent 0 holding too (common random numbers). Returns one row
+    per seed: ``gain`` = its total-reward return minus the holder's, ``extra_yield`` = the
+    yield paid on its extra tokens, Σ_t y·Z_t·(H_pump − H_hold), and ``net`` = gain −
+    extra_yield (≤ 0: the pump does not pay beyond the yield its tokens earn).
+    """
+    from mesa_econ.model import EconomyModel
+
+    rows = []
+    for seed in seeds:
+        params = {**scenario_params(scenario, **overrides), "policy": "hold",
+                  "collect_every": 0}
+        pump, hold = EconomyModel(**params, rng=seed), EconomyModel(**params, rng=seed)
+        y = pump.params.yield_rate if pump.params.yield_rate is not None else 0.0
+        gain = extra = 0.0
+        for _ in range(steps):
+            orders = np.zeros((pump.n_agents, pump.n_assets))
+            orders[0] = pump.trade_scale
+            z = pump.factors.copy()
+            pump.submit_orders(orders)
+            pump.step(), hold.step()
+            gain += float(pump.last_rewards[0] - hold.last_rewards[0])
+            extra += float(np.sum(y * z * (pump.holdings[0] - hold.holdings[0])))
+        rows.append({"seed": seed, "gain": gain, "extra_yield": extra, "net": gain - extra})
+    return pd.DataFrame(rows)
+
+
+def baseline_returns(scenario: str, policies: tuple[str, ...], seeds: list[int],
+                     **overrides: Any) -> pd.DataFrame:
+    """Mean return per agent of scripted policies on the same seeds (one H-step episode
+    each), one column per reward term: the "what does the reward pay for" table."""
+    params = {**scenario_params(scenario, **overrides), "collect_every": 0}
+    frames = []
+    for policy in policies:
+        frame, _ = evaluate_arm(None, params, seeds, scripted=policy)
+        frames.append(frame.assign(policy=policy))
+    return pd.concat(frames, ignore_index=True)
+
+
+def scenario_checks(scenario: str, seeds: list[int], informed: str = "informed",
+                    term: str = "return_profit") -> dict[str, Any]:
+    """The two checks of docs/scenarios.md for a scenario, on the same seeds:
+
+    - the informed scripted arm against ``hold`` on ``term`` (paired mean difference and
+      its 95% bootstrap CI over seeds);
+    - the unilateral pump (:func:`pump_check`): its net return (gain − yield on its extra
+      tokens), mean and maximum over seeds.
+    """
+    from mesa_econ.rl.evaluate import paired_difference
+
+    pop = {"population_seed": POPULATION_SEED}
+    table = baseline_returns(scenario, (informed, "hold"), seeds, **pop)
+    a = table[table.policy == informed][term].to_numpy(float)
+    b = table[table.policy == "hold"][term].to_numpy(float)
+    pump = pump_check(scenario, seeds, **pop)
+    return {"scenario": scenario, "informed": informed, "term": term,
+            "informed_minus_hold": paired_difference(a, b, rng=0),
+            "informed_return": float(a.mean()), "hold_return": float(b.mean()),
+            "pump_gain": float(pump.gain.mean()), "pump_extra_yield": float(
+                pump.extra_yield.mean()), "pump_net_mean": float(pump.net.mean()),
+            "pump_net_max": float(pump.net.max())}
+
+
+def learnability(ns: tuple[int, ...] = (5, 10, 50), kinds: tuple[str, ...] = ("shared",
+                 "attributed"), seeds: tuple[int, ...] = (0, 1), iterations: int = 100,
+                 eval_seeds: int = 4) -> pd.DataFrame:
+    """Is the stability objective learned? (issue 9 item 6.)
+
+    PPO on ``defi_token_market`` with the stability term alone (``profit_weight=0``), for
+    each population size N and penalty kind, from a fresh initial policy. The optimum of
+    that reward is not to trade (``hold``: return 0 under the attributed term, the noise's
+    share under the shared one). Per (N, kind, training seed): the stability return of
+    the initial policy, the trained policy and hold on the same held-out seeds, and the
+    fraction of the initial-to-hold gap that training closed.
+    """
+    rows = []
+    seeds_eval = [EVAL_SEED_BASE + k for k in range(eval_seeds)]
+    for n in ns:
+        for kind in kinds:
+            params = {**scenario_params("defi_token_market", n_agents=n, profit_weight=0.0,
+                                        stability=kind), "population_seed": POPULATION_SEED,
+                      "collect_every": 0}
+            hold, _ = evaluate_arm(None, params, seeds_eval, scripted="hold")
+            for seed in seeds:
+                start = time.perf_counter()
+                initial, trained, _ = _train(params, seed, iterations, {"learning_rate": 1e-3},
+                                             None)
+                seconds = time.perf_counter() - start
+                before, _ = evaluate_arm(initial, params, seeds_eval)
+                after, _ = evaluate_arm(trained, params, seeds_eval)
+                r0, r1 = before.return_stability.mean(), after.return_stability.mean()
+                rh = hold.return_stability.mean()
+                rows.append({"n_agents": n, "stability": kind, "train_seed": seed,
+                             "iterations": iterations, "agent_steps": iterations * 128 * n,
+                             "train_seconds": seconds, "initial": r0, "trained": r1,
+                             "hold": rh, "gap_closed": (r1 - r0) / (rh - r0)
+                             if rh != r0 else float("nan"),
+                             "volatility_initial": before.volatility.mean(),
+                             "volatility_trained": after.volatility.mean()})
+    return pd.DataFrame(rows)
