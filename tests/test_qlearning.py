@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from mesa_econ.model import EconomyModel
-from mesa_econ.rl.q_ensemble import QAgentView, QEnsemble, neighbour_mean
+from mesa_econ.policies.q_ensemble import QAgentView, QEnsemble, neighbour_mean
 from mesa_econ.rl.qlearning import QLearning, QLearningConfig, clip_grad_norm_per_agent
 from mesa_econ.testing import assert_float32_close, float32_tolerance
 
@@ -458,3 +458,36 @@ def test_horizon_must_equal_episode_length_and_a_run_model_is_rebuilt():
     assert algo.env is not model and algo.env.t == 0
     open_ended = QLearning(model, QLearningConfig(hidden=(8,), episode_length=None))
     assert open_ended.env is model
+
+
+def test_a_q_checkpoint_model_never_imports_rl(tmp_path):
+    """A model driven by a Q checkpoint loads QEnsemble from policies/, not rl/."""
+    import os
+    import subprocess
+    import sys
+
+    model = EconomyModel(**MARKET, rng=4)
+    algo = QLearning(model, QLearningConfig(hidden=(8,), steps_per_iteration=10,
+                                            learning_starts=10, gradient_steps=1))
+    algo.train(1, progress=False)
+    algo.save(tmp_path / "ckpt")
+    code = ("import sys\n"
+            "from mesa_econ.model import EconomyModel\n"
+            f"model = EconomyModel(**{MARKET!r}, policy={'checkpoint:' + str(tmp_path / 'ckpt')!r},"
+            " rng=1)\n"
+            "model.step()\n"
+            "print(type(model.traders[0].policy).__name__)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('mesa_econ.rl')))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stdout.splitlines()
+    assert out == ["QAgentView", "[]"]
+
+
+def test_the_old_q_ensemble_path_re_exports_the_same_objects():
+    import mesa_econ.policies.q_ensemble as new
+    import mesa_econ.rl.q_ensemble as old
+
+    for name in old.__all__:
+        assert getattr(old, name) is getattr(new, name), name
+    assert set(new.__all__) <= set(old.__all__)

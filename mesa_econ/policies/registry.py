@@ -4,7 +4,8 @@ Each entry says how to build the class from the saved ``policy_kwargs``, how to 
 kwargs from an instance, and which state-dict shapes the kwargs imply, so that a loader can
 check a file's tensors before allocating anything. ``"actor_critic_ensemble"``
 (:class:`~mesa_econ.policies.PolicyEnsemble`) is built in; ``"q_ensemble"`` registers
-itself when :mod:`mesa_econ.rl.q_ensemble` is imported (done on demand by :func:`entry`).
+itself when :mod:`mesa_econ.policies.q_ensemble` is imported (done on demand by
+:func:`entry`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class PolicyClass(NamedTuple):
 _REGISTRY: dict[str, PolicyClass] = {}
 # keys whose module registers them on import: loaded on demand, so that
 # EconomyModel(policy="checkpoint:...") works in a process that never imported the trainer
-_REGISTERED_BY = {"q_ensemble": "mesa_econ.rl.q_ensemble"}
+_REGISTERED_BY = {"q_ensemble": "mesa_econ.policies.q_ensemble"}
 
 
 def _meta_shapes(build: Callable[[dict], Any]) -> Callable[[dict], Shapes]:

@@ -35,10 +35,10 @@ import torch
 from torch.nn import functional as F
 
 from mesa_econ._validation import check_bool, check_choice, check_int, check_number
+from mesa_econ.policies.q_ensemble import QEnsemble
 from mesa_econ.rl.episodes import check_horizon, first_env, fresh_env, training_generators
 from mesa_econ.rl.evaluate import price_level_variance
 from mesa_econ.rl.loop import train_loop
-from mesa_econ.rl.q_ensemble import QEnsemble
 from mesa_econ.rl.schedules import SCHEDULE_KINDS, Schedule
 
 __all__ = ["QLearning", "QLearningConfig", "ReplayBuffer", "clip_grad_norm_per_agent"]
