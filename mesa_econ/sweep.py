@@ -230,8 +230,10 @@ def _frame_of(model: Any, collect_agents: bool) -> pd.DataFrame:
     codes = pd.factorize(agent_vars[step_col], sort=True)[0].astype(np.int64)
     agent_vars = agent_vars.drop(columns=[step_col]).rename(columns={agent_col: "agent_id"})
     agent_vars.insert(0, "step", codes)
-    merged = model_vars.merge(agent_vars, on="step", how="inner", suffixes=("", "_agent"))
     front = ["step", "agent_id"]
+    if len(model_vars.columns) == 1:  # no model reporters (reporters="none"): no model rows
+        return agent_vars[front + [c for c in agent_vars.columns if c not in front]]
+    merged = model_vars.merge(agent_vars, on="step", how="inner", suffixes=("", "_agent"))
     return merged[front + [c for c in merged.columns if c not in front]]
 
 

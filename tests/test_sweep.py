@@ -538,3 +538,18 @@ def test_ray_backend_starts_and_stops_its_own_local_ray(monkeypatch, short_tmp):
     remote = run_sweep(params, seeds=2, steps=4, backend="ray", processes=2, progress=False)
     assert not ray.is_initialized()
     pd.testing.assert_frame_equal(remote, run_sweep(params, seeds=2, steps=4, progress=False))
+
+
+@pytest.mark.parametrize("batch_seeds", [False, True])
+def test_reporters_none_keeps_the_agent_rows(batch_seeds):
+    """Without model columns the agent rows still come back (they used to be merged away)."""
+    kwargs = {"seeds": 2, "steps": 3, "progress": False, "collect_agents": True,
+              "batch_seeds": batch_seeds}
+    bare = run_sweep({**SMALL, "reporters": "none"}, **kwargs)
+    full = run_sweep({**SMALL, "reporters": "rmw"}, **kwargs)
+    assert len(bare) == len(full) == 2 * 4 * SMALL["n_agents"]
+    assert not {"price_0", "mean_capital"} & set(bare.columns)
+    keys = ["run_id", "step", "agent_id"]
+    pd.testing.assert_frame_equal(
+        bare[keys + ["capital", "wealth", "reward"]].reset_index(drop=True),
+        full[keys + ["capital", "wealth", "reward"]].reset_index(drop=True))
