@@ -549,7 +549,6 @@ def test_reporters_none_keeps_the_agent_rows(batch_seeds):
     full = run_sweep({**SMALL, "reporters": "rmw"}, **kwargs)
     assert len(bare) == len(full) == 2 * 4 * SMALL["n_agents"]
     assert not {"price_0", "mean_capital"} & set(bare.columns)
-    keys = ["run_id", "step", "agent_id"]
-    pd.testing.assert_frame_equal(
-        bare[keys + ["capital", "wealth", "reward"]].reset_index(drop=True),
-        full[keys + ["capital", "wealth", "reward"]].reset_index(drop=True))
+    cols = ["run_id", "step", "agent_id", "capital", "wealth", "reward"]
+    pd.testing.assert_frame_equal(bare[cols].reset_index(drop=True),
+                                  full[cols].reset_index(drop=True))
