@@ -543,3 +543,35 @@ def test_supply_quote_overflow_names_the_limit_or_the_overflow():
         SupplyQuote(lin, np.full(2, 1e160)).cost(np.full(2, 1e160))
     with pytest.raises(ValueError, match="power curve: price overflows"):
         _ = SupplyQuote(make_curve("power", n_assets=2, a=1.0, n=4.0), np.full(2, 1e100)).spot
+
+
+@settings(max_examples=100, deadline=None)
+@given(kind=st.sampled_from(list(ARRAY_PARAMS)), m=st.sampled_from([1, 3, 20]),
+       n=st.integers(1, 30), seed=st.integers(0, 2**32 - 1))
+def test_per_agent_rows_take_the_fast_check_with_the_same_bits(kind, m, n, seed):
+    """(N, M) supplies (the stability term's counterfactuals) checked by ``_fits_rows``
+    price, derive and reserve exactly as the general path (a list input) does."""
+    rng = np.random.default_rng(seed)
+    curve = _curve_of(kind, m)
+    cap = np.minimum(1000.0, 0.9 * curve.max_supply)
+    rows = rng.uniform(0.0, 1.0, (n, m)) * cap
+    rows[rng.random((n, m)) < 0.2] = 0.0
+    assert curve._fits_rows(rows)
+    assert _same_bits(curve.price(rows), curve.price(rows.tolist()))
+    for method in (curve.derivative, curve.reserve):  # f'(0) may be refused: alike
+        assert _outcome(lambda f=method: f(rows)) == _outcome(lambda f=method: f(rows.tolist()))
+
+
+@pytest.mark.parametrize("kind", list(CURVES))
+def test_per_agent_rows_outside_the_domain_raise_the_general_error(kind):
+    curve = _curve_of(kind, 3)
+    for bad in (-1.0, math.nan, math.inf):
+        rows = np.full((4, 3), 5.0)
+        rows[2, 1] = bad
+        assert not curve._fits_rows(rows)
+        fast, slow = _outcome(lambda r=rows: curve.price(r)), \
+            _outcome(lambda r=rows: curve.price(r.tolist()))
+        assert fast == slow and fast[0] == "error"
+    assert not curve._fits_rows(np.full((4, 2), 5.0))  # rows of another width
+    assert not curve._fits_rows(np.full((2, 4, 3), 5.0))  # not rows
+    assert not curve._fits_rows(np.full((4, 3), 5, dtype=np.int64))  # not float64

@@ -244,8 +244,8 @@ class BondingCurve(ABC):
     def _inputs(
         self, supply: npt.ArrayLike, other: npt.ArrayLike | None = None, name: str = "delta"
     ) -> list[FloatArray]:
-        if other is None and self._fits(supply):  # fast path: the model's per-asset arrays
-            return [supply]
+        if other is None and (self._fits(supply) or self._fits_rows(supply)):
+            return [supply]  # fast path: the model's per-asset or per-agent arrays
         if (
             type(other) is np.ndarray
             and other.dtype == np.float64
@@ -292,6 +292,20 @@ class BondingCurve(ABC):
             low, high = self._domain_lists()
             values = s.tolist()
             return all(map(operator.le, low, values)) and all(map(operator.le, values, high))
+        return bool((s >= 0.0).all()) and bool((s <= self._supply_bound).all())
+
+    def _fits_rows(self, s: Any) -> bool:
+        """Whether ``s`` is a float64 array of rows of the parameters' shape, e.g. the
+        (N, M) counterfactual supplies of the stability term, all in [0, max_supply].
+
+        ``broadcast_to(s, broadcast_shapes(shape, s.shape))`` would be ``s`` itself, so
+        the slow path of :meth:`_inputs` gives the same values; anything failing here
+        takes that path and its error.
+        """
+        shape = self._shape
+        if (type(s) is not np.ndarray or s.dtype != np.float64
+                or s.ndim != len(shape) + 1 or s.shape[1:] != shape):
+            return False
         return bool((s >= 0.0).all()) and bool((s <= self._supply_bound).all())
 
     def _domain_lists(self) -> tuple[list[float], list[float]]:
