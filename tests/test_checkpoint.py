@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -314,19 +312,10 @@ def test_rl_checkpoint_and_normalize_re_export_the_policies_names():
         assert getattr(old_norm, name) is getattr(new_norm, name), name
 
 
-def test_the_model_never_imports_rl(trained):
+def test_the_model_never_imports_rl(trained, checkpoint_model_in_fresh_process):
     """Building and stepping a checkpoint-driven model imports no mesa_econ.rl module."""
     _, path = trained
-    code = ("import sys\n"
-            "from mesa_econ.model import EconomyModel\n"
-            f"model = EconomyModel(**{MARKET!r}, policy={'checkpoint:' + str(path)!r}, rng=1)\n"
-            "model.step()\n"
-            "print(type(model.traders[0].policy).__name__)\n"
-            "print(sorted(m for m in sys.modules if m.startswith('mesa_econ.rl')))\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, check=True).stdout.splitlines()
-    assert out == ["NormalizedPolicyView", "[]"]
+    assert checkpoint_model_in_fresh_process(MARKET, path) == ["NormalizedPolicyView", "[]"]
 
 
 def test_agents_of_a_checkpoint_model_show_a_public_policy_class(trained):

@@ -460,28 +460,14 @@ def test_horizon_must_equal_episode_length_and_a_run_model_is_rebuilt():
     assert open_ended.env is model
 
 
-def test_a_q_checkpoint_model_never_imports_rl(tmp_path):
+def test_a_q_checkpoint_model_never_imports_rl(tmp_path, checkpoint_model_in_fresh_process):
     """A model driven by a Q checkpoint loads QEnsemble from policies/, not rl/."""
-    import os
-    import subprocess
-    import sys
-
     model = EconomyModel(**MARKET, rng=4)
     algo = QLearning(model, QLearningConfig(hidden=(8,), steps_per_iteration=10,
                                             learning_starts=10, gradient_steps=1))
     algo.train(1, progress=False)
     algo.save(tmp_path / "ckpt")
-    code = ("import sys\n"
-            "from mesa_econ.model import EconomyModel\n"
-            f"model = EconomyModel(**{MARKET!r}, policy={'checkpoint:' + str(tmp_path / 'ckpt')!r},"
-            " rng=1)\n"
-            "model.step()\n"
-            "print(type(model.traders[0].policy).__name__)\n"
-            "print(sorted(m for m in sys.modules if m.startswith('mesa_econ.rl')))\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, check=True).stdout.splitlines()
-    assert out == ["QAgentView", "[]"]
+    assert checkpoint_model_in_fresh_process(MARKET, tmp_path / "ckpt") == ["QAgentView", "[]"]
 
 
 def test_the_old_q_ensemble_path_re_exports_the_same_objects():
