@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,30 @@ import numpy as np
 from mesa_econ.dynamics import MarketState
 from mesa_econ.fast_step import liquidation_marks
 
-__all__ = ["PRICE_WINDOW", "StateViews"]
+__all__ = ["PRICE_WINDOW", "ObservationScales", "StateViews"]
 
 PRICE_WINDOW = 20
 """Length of the rolling price window behind the volatility and entropy reporters."""
+
+
+@dataclass(frozen=True)
+class ObservationScales:
+    """What an observation row is scaled by (§2.1; :meth:`StateViews.observations`).
+
+    Attributes:
+        capital: B0, the initial capital.
+        holdings: H0, the initial holdings (1 where they are 0); also scales the needs.
+        price: P0 ``(M,)``, the curve price at the initial supply N·H0 (at least 1e-12).
+        factor_mean: m ``(M,)``; factor_scale: s ``(M,)``, the factor std (1 where 0).
+        horizon: H, the episode horizon of the time feature min(t, H) / H.
+    """
+
+    capital: float
+    holdings: float
+    price: np.ndarray
+    factor_mean: np.ndarray
+    factor_scale: np.ndarray
+    horizon: int
 
 
 class StateViews:
@@ -157,19 +178,28 @@ class StateViews:
             obs[:, 2 + 3 * m:] = self.demand / h0
         return obs
 
+    @property
+    def observation_scales(self) -> ObservationScales:
+        """The constants :meth:`observations` divides by (read-only arrays), e.g. to turn
+        an observation back into B, H, P and Z, or to build observations elsewhere."""
+        mc = self.config.market
+        return ObservationScales(capital=mc.initial_capital,
+                                 holdings=mc.initial_holdings or 1.0,
+                                 price=self._price_scale, factor_mean=self.params.factor_mean,
+                                 factor_scale=self._factor_scale, horizon=mc.horizon)
+
     def standardised_factors(self) -> np.ndarray:
         """(Z_j − m_j) / s_j for the coming step, shape (M,) (s = 1 where s_j = 0)."""
         return (self.factors - self.params.factor_mean) / self._factor_scale
 
     @functools.cached_property
     def _price_scale(self) -> np.ndarray:
-        return np.maximum(self.curve.price(np.full(self.n_assets, self.n_agents
-                                                   * self.config.market.initial_holdings)),
-                          1e-12)
+        return _freeze(np.maximum(self.curve.price(np.full(
+            self.n_assets, self.n_agents * self.config.market.initial_holdings)), 1e-12))
 
     @functools.cached_property
     def _factor_scale(self) -> np.ndarray:
-        return np.where(self._factor_std > 0, self._factor_std, 1.0)
+        return _freeze(np.where(self._factor_std > 0, self._factor_std, 1.0))
 
 
 _STATE_FIELDS = ("capital", "holdings", "supply", "reserve", "deviation", "price")

@@ -160,8 +160,8 @@ class MarketBatch:
     def _constants(self) -> tuple[np.ndarray, np.ndarray]:
         """The observation's price and factor scales (one configuration: market 0's)."""
         if self._obs_constants is None:
-            first = self.models[0]
-            self._obs_constants = (first._price_scale, first._factor_scale)
+            scales = self.models[0].observation_scales
+            self._obs_constants = (scales.price, scales.factor_scale)
         return self._obs_constants
 
     def act(self, policy: Any = None, deterministic: bool = False) -> np.ndarray:

@@ -99,6 +99,30 @@ def test_observation_layout():
     np.testing.assert_array_equal(model.observations()[:, 7], 1.0)  # min(t, H)/H past the horizon
 
 
+def test_observation_scales_rebuild_the_observation():
+    """B0 = 200, H0 = 2 (initial_holdings), P0 = f(N·H0) of a linear curve a + bS at
+    S = 4·2: 1 + 0.5·8 = 5; s = 0.5 (factor_std), m = 0.1; H = 8: the observation row is
+    [B/B0, H/H0, P/P0, (Z − m)/s, t/H] with exactly these constants, which are read-only."""
+    model = EconomyModel(n_agents=4, n_assets=2, curve="linear",
+                         curve_params={"intercept": 1.0, "slope": 0.5}, initial_capital=200.0,
+                         initial_holdings=2.0, factor_mean=0.1, factor_std=0.5, horizon=8,
+                         policy="random", rng=3)
+    scales = model.observation_scales
+    assert (scales.capital, scales.holdings, scales.horizon) == (200.0, 2.0, 8)
+    np.testing.assert_array_equal(scales.price, [5.0, 5.0])
+    np.testing.assert_array_equal(scales.factor_mean, [0.1, 0.1])
+    np.testing.assert_array_equal(scales.factor_scale, [0.5, 0.5])
+    for _ in range(3):
+        model.step()
+    want = np.concatenate([model.capital[:, None] / 200.0, model.holdings / 2.0,
+                           np.tile(model.prices / 5.0, (4, 1)),
+                           np.tile((model.factors - 0.1) / 0.5, (4, 1)),
+                           np.full((4, 1), 3 / 8)], axis=1).astype(np.float32)
+    np.testing.assert_array_equal(model.observations(), want)
+    with pytest.raises(ValueError, match="read-only"):
+        scales.price[0] = 1.0
+
+
 def test_observation_carries_the_needs():
     """With needs d_ij, the last M columns are d_i / H0, fixed per agent."""
     demand = np.arange(6.0).reshape(3, 2)
