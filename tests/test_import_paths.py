@@ -1,6 +1,6 @@
-"""Import paths of the split modules: ``mesa_econ.metrics`` and ``mesa_econ.experiments``
-became packages (one module per idea); every public name keeps its old path, and the
-metrics stay pure maths (no Mesa, no torch)."""
+"""Import paths of the split modules: ``mesa_econ.metrics``, ``mesa_econ.experiments`` and
+``mesa_econ.settlement`` became packages (one module per idea); every public name keeps
+its old path, and the metrics stay pure maths (no Mesa, no torch)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ OLD_NAMES = {
         "learnability", "pump_check", "reward_shares", "run_reproduction",
         "scenario_checks", "summarise_claim", "work_units",
     ],
+    "mesa_econ.settlement": [  # at 0.3.1's first commits
+        "cap_buys_to_room", "column_sums", "scale_buys_to_budget", "settle_curve",
+        "settle_spot",
+    ],
 }
 # Their `__all__` at the same commit (what `from ... import *` gives).
 OLD_ALL = {
@@ -41,7 +45,13 @@ OLD_ALL = {
     ],
     "mesa_econ.experiments": ["ARMS", "CLAIMS", "Arm", "Claim", "RunPlan", "evaluate_arm",
                               "run_reproduction", "summarise_claim"],
+    "mesa_econ.settlement": ["cap_buys_to_room", "column_sums", "scale_buys_to_budget",
+                             "settle_curve", "settle_spot"],
 }
+# Private names other modules import from the old single-file paths (dynamics, fast_step,
+# tests): kept there too.
+OLD_PRIVATE = {"mesa_econ.settlement": ["_BUDGET_MARGIN", "_MONEY_TINY", "_budget_binds",
+                                        "_settle_curve", "_settle_spot"]}
 
 
 def _submodules(package: str) -> list[str]:
@@ -56,6 +66,7 @@ def test_every_old_public_name_keeps_its_path(package):
     assert missing == []
     assert set(OLD_NAMES[package]) <= set(dir(module))
     assert module.__all__ == OLD_ALL[package]
+    assert [n for n in OLD_PRIVATE.get(package, []) if not hasattr(module, n)] == []
 
 
 @pytest.mark.parametrize("package", list(OLD_NAMES))

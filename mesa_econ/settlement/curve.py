@@ -1,20 +1,8 @@
-"""Settlement: which orders execute, at which price, within budgets and reserves. Implements §5.2.
+"""Curve settlement: every asset's net flow clears at the curve's average price (§5.2).
 
-Pure functions of arrays (no Mesa, no torch); :func:`mesa_econ.dynamics.market_step` calls
-them after peer influence and the no-short-sale rule. Decisions (docs/model.md, Feasibility):
-
-- **Supply limit.** Trades never take an asset's supply past its curve's
-  ``supply_limit`` (the asset's buyers cut alike: until S + Δ = limit under curve
-  settlement, the buys to limit − S under spot): prices, reserves and their products
-  stay finite.
-- **Curve settlement.** Each asset's net flow Δ_j clears at the uniform price
-  p̄_j = (R(S+Δ) − R(S))/Δ; the reserve moves by exactly R(S+Δ) − R(S). A buyer whose order
-  does not fit its budget at the clearing prices is scaled down (one scale per agent,
-  proportionally across assets) until it spends exactly its budget there: the unit prices
-  u solve u = p̄(Δ(u)) (:func:`settle_curve`). A larger order never fills less.
-- **Spot settlement.** Every trade at the pre-trade quote P_j(t) (the paper's §5.2).
-- **Reserve shortfall.** A net sale the reserve cannot pay is filled partially, every
-  seller of that asset alike, the fill reported.
+Budget-bound buyers are scaled to spend exactly their budget at the clearing prices, the
+unit prices found by Newton's method on u = G(u) (:func:`settle_curve`). Pure functions of
+arrays (no Mesa, no torch).
 """
 
 from __future__ import annotations
@@ -25,23 +13,18 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from mesa_econ.curves import SupplyQuote
+from mesa_econ.settlement._feasibility import (
+    _BUDGET_MARGIN,
+    _any_negative_sum,
+    _budget,
+    _budget_binds,
+    _row_max,
+    column_sums,
+)
 
 if TYPE_CHECKING:
     from mesa_econ.curves import BondingCurve
 
-__all__ = [
-    "cap_buys_to_room",
-    "column_sums",
-    "scale_buys_to_budget",
-    "settle_curve",
-    "settle_spot",
-]
-
-# Buys are scaled to spend at most (1 - _BUDGET_MARGIN) of capital, so that rounding in
-# the payment sum can never take capital below zero.
-_BUDGET_MARGIN = 1e-12
-_MONEY_TINY = 1e-300
-"""Absolute budget margin (see :func:`_budget`)."""
 _TINY_PRICE = 1e-300
 """Unit prices below this are taken as this (the solver works on log u)."""
 _NEWTON_STEPS = 40
@@ -49,119 +32,6 @@ _NEWTON_TOL = 1e-13
 """Newton stops when every |ln u_j − ln p̄_j(u)| is below this."""
 _ROUNDING_MARGIN = 1e-15
 """Relative margin on the solved unit prices (a few ulps), so p̄ <= u despite rounding."""
-
-
-_FEW_COLUMNS = 8
-"""Up to this many assets, row maxima are taken column by column (:func:`_row_max`)."""
-_ONES: dict[int, np.ndarray] = {}
-_ONES_KEPT = 8
-"""How many sizes of ones vectors :func:`column_sums` keeps (the sizes a process steps)."""
-
-
-def column_sums(x: np.ndarray) -> np.ndarray:
-    """Σ_i x_ij of an (N, M) array, shape (M,): one BLAS product ``ones @ x``.
-
-    The same sums as ``x.sum(axis=0)`` in another order (the BLAS kernel's, fixed for a
-    given N, CPU and thread count), so the same seed gives the same run; they agree with
-    numpy's to float64 rounding, not to the bit. numpy reduces the rows of a narrow
-    C-ordered array one at a time: ~80 µs at N = 5000, M = 3, against ~5 µs here.
-    """
-    n = x.shape[0]
-    ones = _ONES.get(n)
-    if ones is None:
-        if len(_ONES) >= _ONES_KEPT:
-            _ONES.clear()
-        ones = _ONES[n] = np.ones(n)
-        ones.setflags(write=False)
-    return ones @ x
-
-
-def scale_buys_to_budget(orders: np.ndarray, capital: np.ndarray,
-                         unit_price: np.ndarray) -> np.ndarray:
-    """Scale each agent's buys down so that Σ_j max(ã_ij, 0)·p_j <= B_i.
-
-    Sells are untouched and their proceeds are not counted toward the budget (an agent
-    cannot fund a purchase with a sale settling in the same batch).
-
-    Notes:
-        A bound agent executes d_i · B_i / (d_i·p), d_i = b_i / max_j b_ij its buys'
-        direction: the same as b_i · B_i / (b_i·p), without a cost or a scale beyond
-        float64 for orders of any size. The budget is B_i (1 − 10⁻¹²) − 10⁻³⁰⁰, at least
-        0: the relative margin absorbs the rounding of the payment sum, the absolute one
-        that of denormal amounts, where a relative margin is lost.
-
-    Args:
-        orders: ã_ij, shape (N, M). unit_price: price per token p_j, shape (M,).
-        capital: B_i >= 0, shape (N,).
-    """
-    buys = np.maximum(orders, 0.0)
-    spend = buys @ unit_price  # inf (with a warning) only for orders beyond ~1e300
-    budget = capital * (1.0 - _BUDGET_MARGIN) - _MONEY_TINY  # a no-op above ~1e-284
-    over = spend > budget
-    if not over.any():
-        return orders
-    rows = np.flatnonzero(over & (spend > 0.0))  # (budget < 0 where B < 1e-300)
-    if rows.size == 0:
-        return orders
-    peak = _row_max(buys[rows])
-    direction = buys[rows] / peak[:, None]
-    largest = np.maximum(budget[rows], 0.0) / (direction @ unit_price)  # the largest buy
-    executed = orders.copy()
-    executed[rows] = np.where(orders[rows] > 0.0, direction * largest[:, None], orders[rows])
-    return executed
-
-
-def _budget_binds(orders: np.ndarray, capital: np.ndarray, unit_price: np.ndarray) -> bool:
-    """Whether :func:`scale_buys_to_budget` would cut any order (without cutting them)."""
-    buys = np.maximum(orders, 0.0)
-    with np.errstate(over="ignore"):
-        spend = buys @ unit_price
-    over = spend > capital * (1.0 - _BUDGET_MARGIN) - _MONEY_TINY
-    return bool(over.any()) and bool((over & (spend > 0.0)).any())
-
-
-def _row_max(x: np.ndarray) -> np.ndarray:
-    """``x.max(axis=1)`` of an (N, M) array; for a few columns as M − 1 elementwise
-    maxima (the same values, NaN included; numpy reduces short rows one at a time)."""
-    if x.shape[1] > _FEW_COLUMNS or x.shape[1] == 0:
-        return x.max(axis=1)
-    out = x[:, 0].copy()
-    for j in range(1, x.shape[1]):
-        np.maximum(out, x[:, j], out=out)
-    return out
-
-
-def _budget(capital: np.ndarray) -> np.ndarray:
-    """What buys may cost: B (1 − 10⁻¹²) − 10⁻³⁰⁰, at least 0 (see scale_buys_to_budget)."""
-    return np.maximum(capital * (1.0 - _BUDGET_MARGIN) - _MONEY_TINY, 0.0)
-
-
-def cap_buys_to_room(orders: np.ndarray, room: np.ndarray) -> np.ndarray:
-    """Scale every buy of asset j alike so that Σ_i max(ã_ij, 0) <= max(room_j, 0).
-
-    The market's supply limit: ``room = curve.supply_limit − S`` keeps S + Δ within it
-    whatever fraction of the sells fills.
-    """
-    buys = column_sums(np.maximum(orders, 0.0))
-    room = np.maximum(room, 0.0)
-    over = buys > room
-    if not over.any():
-        return orders
-    factor = np.ones_like(room)
-    factor[over] = room[over] / buys[over]
-    return np.where(orders > 0.0, orders * factor, orders)
-
-
-def _fill_sells_to(orders: np.ndarray, target_flow: np.ndarray, short: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray]:
-    """Scale sells of the ``short`` assets so their net flow becomes ``target_flow``."""
-    buys = column_sums(np.maximum(orders, 0.0))
-    sells = column_sums(np.minimum(orders, 0.0))
-    fill = np.ones(orders.shape[1])
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        wanted = np.clip((target_flow - buys) / sells, 0.0, 1.0)
-    fill[short] = wanted[short] * (1.0 - _BUDGET_MARGIN)
-    return np.where(orders < 0.0, orders * fill, orders), fill
 
 
 def settle_curve(orders: np.ndarray, capital: np.ndarray, supply: np.ndarray,
@@ -394,68 +264,3 @@ def _newton_step(jacobian: np.ndarray, residual: np.ndarray) -> np.ndarray | Non
         except np.linalg.LinAlgError:
             return None
     return step if np.isfinite(step).all() else None
-
-
-def _any_negative_sum(a: np.ndarray, b: np.ndarray) -> bool:
-    """``(a + b < 0).any()``; for a few assets over Python floats (the same sums, cheaper)."""
-    if a.ndim == 1 and a.shape == b.shape and a.size <= 16:
-        return any(x + y < 0.0 for x, y in zip(a.tolist(), b.tolist(), strict=True))
-    return bool((a + b < 0.0).any())
-
-
-def settle_spot(orders: np.ndarray, capital: np.ndarray, reserve: np.ndarray,
-                price: np.ndarray, room: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-    """Settle every order at the pre-trade quoted price. Implements §5.2 literally.
-
-    Notes:
-        B_i(t+1) = B_i(t) − Σ_j ã_ij P_j(t) + I_i(t). The reserve moves by Δ_j P_j(t).
-        A trader can profit from its own price impact here (buy, the price rises, sell);
-        ``settle_curve`` is the default for that reason. With ``room`` (the curve's
-        supply limit − S), budgeted buys are then cut to it (every buyer of an asset
-        alike): a buy at the price floor can ask for more tokens than the curve can price.
-
-    Returns:
-        (executed, payments, reserve_change, clearing_price, sell_fill)
-    """
-    return _settle_spot(orders, capital, reserve, price, room)[:5]
-
-
-def _settle_spot(orders: np.ndarray, capital: np.ndarray, reserve: np.ndarray,
-                 price: np.ndarray, room: np.ndarray | None) -> tuple[np.ndarray, ...]:
-    """:func:`settle_spot`; also returns the net flow Δ and the demand D (column sums).
-
-    The fast path: when no budget binds, nothing passes the supply limit and the reserve
-    pays every sale, the orders execute as they are; their buys, found once, give the
-    budget check, the room check and D.
-
-    Returns:
-        (executed, payments, reserve_change, clearing_price, sell_fill, net_flow, demand)
-    """
-    buys = np.maximum(orders, 0.0)
-    with np.errstate(over="ignore"):  # buys of ~1e300 tokens: costs overflow, fills do not
-        spend = buys @ price
-    budget = capital * (1.0 - _BUDGET_MARGIN) - _MONEY_TINY  # as scale_buys_to_budget
-    demand = column_sums(buys)
-    if (spend > budget).any() or (room is not None and _any_above(demand, room)):
-        with np.errstate(over="ignore"):
-            orders = scale_buys_to_budget(orders, capital, price)
-        if room is not None:
-            orders = cap_buys_to_room(orders, room)
-        demand = None
-    flow = column_sums(orders)
-    fill = np.ones(orders.shape[1])
-    if _any_negative_sum(reserve, flow * price):  # the reserve cannot pay these sales
-        short = reserve + flow * price < 0.0
-        orders, fill = _fill_sells_to(orders, -reserve / price, short)
-        flow = column_sums(orders)
-        demand = None
-    if demand is None:
-        demand = column_sums(np.maximum(orders, 0.0))
-    return orders, orders @ price, flow * price, price.copy(), fill, flow, demand
-
-
-def _any_above(a: np.ndarray, b: np.ndarray) -> bool:
-    """``(a > max(b, 0)).any()``; for a few assets over Python floats (cheaper)."""
-    if a.ndim == 1 and a.shape == b.shape and a.size <= 16:
-        return any(x > max(y, 0.0) for x, y in zip(a.tolist(), b.tolist(), strict=True))
-    return bool((a > np.maximum(b, 0.0)).any())
