@@ -8,8 +8,8 @@ the hot path; the agents are views onto rows of the arrays held here.
 (keyword routing, construction of the arrays, graph, agents and policy),
 :mod:`mesa_econ._model_state` (read-only state views and the observation) and
 :mod:`mesa_econ._model_rollback` (undoing a step that raised). The step itself, the
-orders and the shock are here. Every name importable from this module before the split
-still is.
+orders and the shock are here. The public names (``EconomyModel``,
+``default_curve_params``, ``PRICE_WINDOW``) keep this path.
 """
 
 from __future__ import annotations
@@ -24,45 +24,27 @@ import numpy as np
 import torch
 
 from mesa_econ import pricing
-from mesa_econ._model_rollback import (  # noqa: F401 (re-exported: import paths kept)
-    _STEP_ATTRS,
-    StepRollback,
-    _collect_or_undo,
-    _get_step_attrs,
-)
-from mesa_econ._model_setup import (  # noqa: F401 (re-exported: import paths kept)
+from mesa_econ._model_rollback import StepRollback, _collect_or_undo
+from mesa_econ._model_setup import (
     ModelSetup,
-    _build_graph,
-    _check_demand,
     _check_inputs,
     _complete_neighbours,
     _make_demand,
-    _make_network,
     _split_kwargs,
     default_curve_params,
 )
-from mesa_econ._model_state import (  # noqa: F401 (re-exported: import paths kept)
-    _STATE_FIELDS,
+from mesa_econ._model_state import (
     PRICE_WINDOW,
     StateViews,
     _check_finite,
     _freeze,
     _freeze_state,
 )
-from mesa_econ._validation import check_seed, fail, real_array  # noqa: F401 (kept)
-from mesa_econ.agents import TraderAgent  # noqa: F401 (kept importable from here)
 from mesa_econ.collector import make_collector
-from mesa_econ.config import (  # noqa: F401 (the configs stay importable from here)
-    MarketConfig,
-    ModelConfig,
-    PolicyConfig,
-    RewardConfig,
-)
-from mesa_econ.curves import BondingCurve, make_curve  # noqa: F401 (kept)
-from mesa_econ.dynamics import MarketParams, MarketState, StepNoise, market_step  # noqa: F401
-from mesa_econ.fast_step import (  # noqa: F401 (liquidation_marks kept importable)
+from mesa_econ.config import ModelConfig
+from mesa_econ.dynamics import MarketState, StepNoise, market_step
+from mesa_econ.fast_step import (
     SpotStep,
-    liquidation_marks,
     profit_rewards,
     takes_profit_rewards,
     takes_spot_step,

@@ -1,5 +1,6 @@
-"""mesa_econ.model after its split into _model_setup, _model_state and _model_rollback:
-every name importable from it before still is, and is the object of its new home."""
+"""mesa_econ.model after its split into _model_setup, _model_state and _model_rollback: its
+public names keep their path (the objects of their new homes), the step's functions are
+still looked up there."""
 
 from __future__ import annotations
 
@@ -9,34 +10,37 @@ import pytest
 
 import mesa_econ.model as model_module
 
-MOVED = {
-    "mesa_econ._model_setup": ["ModelSetup", "default_curve_params", "_split_kwargs",
-                               "_build_graph", "_complete_neighbours", "_make_network",
-                               "_check_demand", "_make_demand"],
-    "mesa_econ._model_state": ["StateViews", "PRICE_WINDOW", "_STATE_FIELDS", "_freeze",
-                               "_freeze_state", "_check_finite"],
-    "mesa_econ._model_rollback": ["StepRollback", "_STEP_ATTRS", "_get_step_attrs",
-                                  "_collect_or_undo"],
-}
-"""Where each name defined in mesa_econ.model before the split lives now."""
+PUBLIC = {"EconomyModel": "mesa_econ.model", "default_curve_params": "mesa_econ._model_setup",
+          "PRICE_WINDOW": "mesa_econ._model_state"}
+"""The public names mesa_econ.model had before the split, and where each lives now."""
 
-KEPT = ["EconomyModel", "MarketConfig", "ModelConfig", "PolicyConfig", "RewardConfig",
-        "MarketParams", "MarketState", "StepNoise", "SpotStep", "TraderAgent", "BondingCurve",
-        "make_curve", "make_collector", "market_step", "compute_rewards", "profit_rewards",
-        "takes_profit_rewards", "takes_spot_step", "liquidation_marks", "act_only",
-        "check_seed", "fail", "real_array", "pricing"]
-"""Names mesa_econ.model imported (or defined) before the split, importable from it still."""
+PATCH_POINTS = ["market_step", "compute_rewards", "profit_rewards"]
+"""Functions the step looks up in mesa_econ.model (tests patch them there)."""
 
 
-@pytest.mark.parametrize(("home", "name"), [(h, n) for h, names in MOVED.items()
-                                            for n in names])
-def test_a_moved_name_is_importable_from_mesa_econ_model(home, name):
-    assert getattr(model_module, name) is getattr(importlib.import_module(home), name)
+@pytest.mark.parametrize("name", list(PUBLIC))
+def test_a_public_name_keeps_its_path_and_is_its_homes_object(name):
+    assert getattr(model_module, name) is getattr(importlib.import_module(PUBLIC[name]), name)
 
 
-@pytest.mark.parametrize("name", KEPT)
-def test_the_names_model_imported_are_still_there(name):
-    assert hasattr(model_module, name)
+@pytest.mark.parametrize("name", PATCH_POINTS)
+def test_the_steps_patch_points_are_looked_up_in_mesa_econ_model(name, monkeypatch):
+    """Patching the name in mesa_econ.model reaches the step (the robustness tests rely
+    on it): a model whose step function is patched to raise, raises."""
+    from mesa_econ.model import EconomyModel
+
+    model = EconomyModel(n_agents=4, n_assets=2, policy="random", rng=0,
+                         **({"profit_mark": "quote", "omega": 0.5}
+                            if name == "compute_rewards" else {}))
+
+    def _failing(*_args, **_kwargs):
+        raise RuntimeError(f"patched {name}")
+
+    monkeypatch.setattr(model_module, name, _failing)
+    if name == "profit_rewards":
+        model.fast_paths = True
+    with pytest.raises(RuntimeError, match=f"patched {name}"):
+        model.step()
 
 
 def test_the_model_is_its_mixins_over_mesa_model():

@@ -292,7 +292,7 @@ class BondingCurve(ABC):
             low, high = self._domain_lists()
             values = s.tolist()
             return all(map(operator.le, low, values)) and all(map(operator.le, values, high))
-        return bool((s >= 0.0).all()) and bool((s <= self._supply_bound).all())
+        return self._in_domain(s)
 
     def _fits_rows(self, s: Any) -> bool:
         """Whether ``s`` is a float64 array of rows of the parameters' shape, e.g. the
@@ -306,6 +306,11 @@ class BondingCurve(ABC):
         if (type(s) is not np.ndarray or s.dtype != np.float64
                 or s.ndim != len(shape) + 1 or s.shape[1:] != shape):
             return False
+        return self._in_domain(s)
+
+    def _in_domain(self, s: FloatArray) -> bool:
+        """Every entry of ``s`` (broadcasting against the parameters) in [0, max_supply];
+        NaN and inf fail (the bound is finite)."""
         return bool((s >= 0.0).all()) and bool((s <= self._supply_bound).all())
 
     def _domain_lists(self) -> tuple[list[float], list[float]]:

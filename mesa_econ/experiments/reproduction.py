@@ -41,6 +41,7 @@ def _train(params: dict[str, Any], seed: int, iterations: int, ppo: dict[str, An
         trainer.save(checkpoint)
     return initial, trainer.policy(), log
 
+
 def run_reproduction(plan: RunPlan, out: Path | None = None, claims: tuple[Claim, ...] = CLAIMS,
                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train and evaluate every arm of every claim under both profit marks.
@@ -95,16 +96,14 @@ class _Collected:
     def add_scripted(self, frame: pd.DataFrame, path: dict[str, np.ndarray],
                      train_seeds: int, claim: Claim, mark: str, arm: Arm) -> None:
         """A scripted arm, evaluated once: the same rows for every training seed."""
-        for s in range(train_seeds):  # the same per training seed
-            self.frames.append(frame.assign(train_seed=s))
-        _tag(self.frames[-train_seeds:], claim, mark, arm)
+        self.frames += [_tag(frame.assign(train_seed=s), claim, mark, arm)
+                        for s in range(train_seeds)]  # the same per training seed
         self.paths[(claim.key, mark, arm.name)] = path
 
     def add_trained(self, frame: pd.DataFrame, path: dict[str, np.ndarray], seed: int,
                     claim: Claim, mark: str, arm: Arm) -> None:
         """One training seed's evaluation of a trained arm (its paths stacked)."""
-        self.frames.append(frame.assign(train_seed=seed))
-        _tag(self.frames[-1:], claim, mark, arm)
+        self.frames.append(_tag(frame.assign(train_seed=seed), claim, mark, arm))
         _stack(self.paths, (claim.key, mark, arm.name), path)
 
 
@@ -123,12 +122,12 @@ def _train_and_evaluate(got: _Collected, plan: RunPlan, claim: Claim, mark: str,
         got.add_trained(frame, path, seed, claim, mark, Arm("initial policy", "initial"))
 
 
-def _tag(frames: list[pd.DataFrame], claim: Claim, mark: str, arm: Arm) -> None:
-    for i, frame in enumerate(frames):
-        frame.insert(0, "arm", arm.name)
-        frame.insert(0, "mark", mark)
-        frame.insert(0, "claim", claim.key)
-        frames[i] = frame
+def _tag(frame: pd.DataFrame, claim: Claim, mark: str, arm: Arm) -> pd.DataFrame:
+    """``frame`` (a fresh copy) with claim, mark and arm as its first columns."""
+    frame.insert(0, "arm", arm.name)
+    frame.insert(0, "mark", mark)
+    frame.insert(0, "claim", claim.key)
+    return frame
 
 
 def _stack(paths: dict, key: tuple, path: dict[str, np.ndarray]) -> None:
