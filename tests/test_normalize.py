@@ -7,6 +7,8 @@ bit for bit.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -197,7 +199,9 @@ def test_bad_arguments_raise_naming_the_field(kwargs, field):
                                                   (2, (2,)), (2, (3, 2)), (1, (2,))])
 def test_a_reward_of_the_wrong_shape_raises(n_markets, shape):
     norm = RewardNormalizer(2, gamma=0.9, n_markets=n_markets)
-    with pytest.raises(ValueError, match=r"^reward=.* is invalid: expected shape"):
+    want = re.escape(f"reward.shape={shape!r} is invalid: expected "
+                     f"{norm.returns.shape} (n_markets={n_markets}, n_agents=2)")
+    with pytest.raises(ValueError, match=f"^{want}$"):
         norm(np.ones(shape))
     assert not norm.returns.any() and norm.rms.count == 1e-4  # nothing was merged
 

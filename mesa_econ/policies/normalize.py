@@ -231,8 +231,9 @@ class RewardNormalizer:
         """
         returns = self.returns
         if np.shape(reward) != returns.shape:
-            fail("reward", reward, f"shape {returns.shape} (n_markets={self.n_markets}, "
-                                   f"n_agents={self.n_agents}), got {np.shape(reward)}")
+            # the shape, not the array: a long reward vector would flood the message
+            fail("reward.shape", np.shape(reward), f"{returns.shape} (n_markets="
+                 f"{self.n_markets}, n_agents={self.n_agents})")
         returns *= self.gamma
         returns += reward
         if self.n_markets is None:
