@@ -146,3 +146,49 @@ def test_report_can_be_rewritten_from_the_csvs(tiny_run):
 def test_rewrite_report_needs_a_finished_run(tmp_path):
     with pytest.raises(ValueError, match="not a finished reproduction"):
         rewrite_report(tmp_path)
+
+
+@pytest.mark.parametrize(("scope", "per_agent_weight"), [("neighbours", 4.0), ("all", 9.0)])
+def test_neighbours_income_is_the_whole_cooperative_term_when_nobody_holds_or_trades(
+        scope, per_agent_weight):
+    """With no holdings and no trades every agent's profit is its income I = 1 per step,
+    so the cooperative term is exactly ρ·(its neighbours' weight)·I·T: 0.2·4·1·8 = 6.4 on
+    a ring of degree 4, 0.2·9·1·8 = 14.4 over the 9 others; all of it is income."""
+    from mesa_econ.scenarios import scenario_params
+
+    params = scenario_params("resource_network", n_agents=10, initial_holdings=0.0,
+                             rho=0.2, cooperative_scope=scope,
+                             graph_params={"k": 4, "p": 0.0}, horizon=8)
+    frame, _ = ex.evaluate_arm(None, params, [3, 4], scripted="hold")
+    expected = 0.2 * per_agent_weight * 1.0 * 8
+    np.testing.assert_allclose(frame.return_cooperative_income, expected, rtol=1e-12)
+    np.testing.assert_allclose(frame.return_cooperative, expected, rtol=1e-12)
+
+
+def test_neighbours_income_is_zero_without_a_cooperative_term():
+    from mesa_econ.scenarios import scenario_params
+
+    params = scenario_params("resource_network", n_agents=8, horizon=4)  # rho = 0
+    frame, _ = ex.evaluate_arm(None, params, [1], scripted="random")
+    assert frame.return_cooperative_income.tolist() == [0.0]
+    assert frame.return_cooperative.tolist() == [0.0]
+
+
+def test_reward_shares_take_own_and_neighbours_income_out():
+    """Hand-made runs: profit 10 of which income 8 → trading 2; cooperative 7 of which
+    the neighbours' income 4 → net 3; stability −1, use value 4: shares of |2|+|−1|+|3|+|4|
+    = 10 are 0.2, 0.1, 0.3, 0.4."""
+    claim = ex.CLAIMS[0]
+    row = {"claim": claim.key, "mark": "liquidation", "arm": claim.focus, "train_seed": 0,
+           "seed": 0, "return_profit": 10.0, "return_income": 8.0, "return_stability": -1.0,
+           "return_cooperative": 7.0, "return_cooperative_income": 4.0,
+           "return_use_value": 4.0, "return_total": 20.0, "price_drift": 0.0,
+           "supply_drift": 0.0}
+    table = ex.reward_shares(pd.DataFrame([row]), claim, "liquidation").iloc[0]
+    assert table.return_trading == 2.0 and table.return_cooperative_net == 3.0
+    assert [table.share_trading, table.share_stability, table.share_cooperative,
+            table.share_use_value] == pytest.approx([0.2, 0.1, 0.3, 0.4])
+    old = {k: v for k, v in row.items() if k != "return_cooperative_income"}
+    table = ex.reward_shares(pd.DataFrame([old]), claim, "liquidation").iloc[0]
+    assert table.return_cooperative_net == 7.0  # a run from before the split: all net
+    assert table.share_cooperative == pytest.approx(7.0 / 14.0)

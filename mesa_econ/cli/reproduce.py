@@ -109,6 +109,12 @@ _WHY = {
 }
 
 
+_SHARE_COLUMNS = (("share_trading", "return_trading"), ("share_stability", "return_stability"),
+                  ("share_cooperative", "return_cooperative_net"),
+                  ("share_use_value", "return_use_value"))
+"""(share, return) of the four terms the report's table shows, in its column order."""
+
+
 def _claim_paragraph(claim: Any, s: dict[str, Any], arms: Any, shares: Any) -> list[str]:
     lines = [f"### {claim.key} — profit mark `{s['mark']}`", "", f"Paper: {claim.paper}.", ""]
     verdict = "holds" if s["holds"] else "does not hold"
@@ -121,23 +127,25 @@ def _claim_paragraph(claim: Any, s: dict[str, Any], arms: Any, shares: Any) -> l
                      f"{_fmt(vb['mean'])} (95% CI [{_fmt(vb['low'])}, {_fmt(vb['high'])}]).")
     lines += ["", _WHY[claim.key], "",
               f"| arm | {claim.metric} | 95% CI | price drift | return per agent | income "
-              "| trading | stability | cooperative | use value |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| neighbours' income | trading | stability | cooperative | use value |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     share = shares.set_index("arm")
     for _, row in arms.iterrows():
         sh = share.loc[row["arm"]] if row["arm"] in share.index else None
-        cells = ["n/a"] * 7 if sh is None else [
+        cells = ["n/a"] * 8 if sh is None else [
             _fmt(sh["price_drift"]), _fmt(sh["return_total"], 4), _fmt(sh["return_income"], 4),
-            *(f"{_fmt(sh[c.replace('share_', 'return_')])} ({100 * sh[c]:.0f}%)"
-              if sh[c] == sh[c] else "n/a"
-              for c in ("share_trading", "share_stability", "share_cooperative",
-                        "share_use_value"))]
+            _fmt(sh["return_cooperative_income"], 4),
+            *(f"{_fmt(sh[ret])} ({100 * sh[c]:.0f}%)" if sh[c] == sh[c] else "n/a"
+              for c, ret in _SHARE_COLUMNS)]
         lines.append(f"| {row['arm']} | {_fmt(row['mean'], 4)} | [{_fmt(row['low'], 4)}, "
                      f"{_fmt(row['high'], 4)}] | " + " | ".join(cells) + " |")
     lines += ["", "Returns per agent over the episode. `trading` is the profit term less the "
-              "income every agent receives alike (marks, yield, fees); each term's share in "
-              "brackets is its |return| over the sum of the four terms' |returns|. Price "
-              "drift: mean log change of the quote per step.", ""]
+              "income every agent receives alike (marks, yield, fees); `cooperative` is the "
+              "cooperative term less the neighbours' income inside it (the neighbours' "
+              "trading and use value); income, own or neighbours', pays for nothing an agent "
+              "does and is shown apart. Each term's share in brackets is its |return| over "
+              "the sum of the four terms' |returns|. Price drift: mean log change of the "
+              "quote per step.", ""]
     lines += _caveats(claim, s, share)
     return lines
 

@@ -49,6 +49,7 @@ def evaluate_arm(policy: Any, params: dict[str, Any], seeds: list[int],
         p, c = np.array(prices), np.array(curve)
         row = {"seed": int(seed), **{f"return_{k}": float(v.mean()) for k, v in terms.items()},
                "return_income": float(model.income_paid) / model.n_agents,
+               "return_cooperative_income": neighbours_income(model),
                "volatility": float(np.mean(metrics.volatility(p))),
                "level_variance": float(np.mean(metrics.level_variance(p))),
                "price_drift": float(np.mean(metrics.drift(p))),
@@ -122,6 +123,26 @@ def _episodes_batched(policy: Any, params: dict[str, Any], seeds: list[int],
             prices.append(model.prices.copy()), curve.append(model.curve_prices.copy())
             supply.append(model.supply.copy()), util.append(_util(model))
     return runs
+
+
+def neighbours_income(model: Any) -> float:
+    """The neighbours' income inside the cooperative term, per agent, over the episode so
+    far: ρ·(the weights of agent i's neighbours, summed)·I per step, averaged over agents.
+
+    The cooperative term (§4.3) adds ρ Σ_k A_ik r_k^profit, and every r_k^profit holds
+    the income I that each agent receives alike, whatever it does. That part pays for
+    nothing an agent chooses; the report shows it apart from the rest of the term, as it
+    shows each agent's own income apart from its trading.
+    """
+    rho = model.config.rewards.rho
+    n = model.n_agents
+    if rho == 0:
+        return 0.0
+    if model.config.rewards.cooperative_scope == "all" or model.adjacency is None:
+        weight = float(n - 1)  # Σ_{k≠i} 1
+    else:
+        weight = float(np.asarray(model.adjacency.sum(axis=1), dtype=float).mean())
+    return float(rho * weight * model.income_paid / n)
 
 
 def _util(model: Any) -> float:

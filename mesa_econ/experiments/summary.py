@@ -74,16 +74,30 @@ def summarise_claim(runs: pd.DataFrame, claim: Claim, mark: str,
 
 def reward_shares(runs: pd.DataFrame, claim: Claim, mark: str) -> pd.DataFrame:
     """Each reward term's share of the total absolute reward, per arm (what the reward
-    pays for): mean over seeds of the return of each term, and |term| / Σ|terms|. The
-    profit term is split into the income every agent receives alike (``return_income``)
-    and the rest (``return_trading``: marks, yield, fees), whose share is reported."""
+    pays for): mean over seeds of the return of each term, and |term| / Σ|terms|.
+
+    Income that every agent receives alike, whatever it does, is taken out before the
+    shares: the profit term is split into the agent's own income (``return_income``) and
+    the rest (``return_trading``: marks, yield, fees), and the cooperative term into the
+    neighbours' income (``return_cooperative_income``) and the rest
+    (``return_cooperative_net``: the neighbours' trading and use value). The shares are
+    those of trading, stability, the net cooperative term and use value. Runs recorded
+    before ``return_cooperative_income`` existed count it as 0 (the whole term is net).
+    """
     sub = runs[(runs.claim == claim.key) & (runs.mark == mark)]
-    sub = sub.assign(return_trading=sub.return_profit - sub.return_income)
-    terms = ["return_trading", "return_stability", "return_cooperative", "return_use_value"]
-    table = sub.groupby("arm", sort=False)[[*terms, "return_income", "return_profit",
+    coop_income = (sub.return_cooperative_income if "return_cooperative_income" in sub
+                   else 0.0)
+    sub = sub.assign(return_trading=sub.return_profit - sub.return_income,
+                     return_cooperative_income=coop_income,
+                     return_cooperative_net=sub.return_cooperative - coop_income)
+    terms = ["return_trading", "return_stability", "return_cooperative_net",
+             "return_use_value"]
+    table = sub.groupby("arm", sort=False)[[*terms, "return_income",
+                                             "return_cooperative_income",
+                                             "return_cooperative", "return_profit",
                                              "return_total", "price_drift",
                                              "supply_drift"]].mean()
     weight = table[terms].abs().sum(axis=1).replace(0.0, np.nan)
     for t in terms:
-        table[t.replace("return_", "share_")] = table[t].abs() / weight
+        table[t.replace("return_", "share_").replace("_net", "")] = table[t].abs() / weight
     return table.reset_index()
