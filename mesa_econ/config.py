@@ -320,8 +320,8 @@ class ModelConfig:
 
 def _check_reporters(spec: Any) -> str | tuple[str, ...]:
     """``reporters`` validated: a preset name, or the reporter names as a tuple."""
-    # the names live beside the reporters' code; collector imports no config (no cycle)
-    from mesa_econ.collector import resolve_reporters
+    # reporter_sets imports neither config (no cycle) nor Mesa
+    from mesa_econ.reporter_sets import resolve_reporters
 
     if spec is None:
         return "default"

@@ -123,3 +123,28 @@ def test_importing_the_package_loads_neither_mesa_nor_torch(package):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_validating_reporters_loads_neither_mesa_nor_torch():
+    """A fresh interpreter: a ModelConfig with a reporters= choice (valid or not) is
+    validated without importing Mesa (the names live in mesa_econ.reporter_sets)."""
+    code = ("import sys\n"
+            "from mesa_econ.config import ModelConfig\n"
+            "ModelConfig(reporters=('gini', 'price'))\n"
+            "try:\n"
+            "    ModelConfig(reporters='fast')\n"
+            "except ValueError as e:\n"
+            "    print(str(e).split(':')[0])\n"
+            "print(sorted(m for m in ('mesa', 'torch') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.splitlines() == ["reporters='fast' is invalid", "[]"]
+
+
+def test_collector_reexports_the_reporter_sets():
+    import mesa_econ.collector as collector
+    import mesa_econ.reporter_sets as sets
+
+    for name in sets.__all__:
+        assert getattr(collector, name) is getattr(sets, name), name
+        assert name in collector.__all__
