@@ -269,3 +269,40 @@ def test_buying_toward_a_need_beyond_capacity_does_not_pay():
         return total
 
     assert run(buy=True) < run(buy=False)
+
+
+def test_pump_check_patterns_trade_as_named():
+    """Agent 0 trades q = trade_scale = 2 a step; after steps 1 and 2 it holds 2 and 4
+    tokens more than the holder (buy), 2 and 4 fewer (sell, 4 < its 10 tokens), 2 more
+    and then the same (round trip), so the yield on those extra tokens, Σ_t y·Z_t·ΔH_t,
+    is y·q·(Z_0 + 2 Z_1), its negative, and y·q·Z_0 (the same Z: common random numbers)."""
+    from mesa_econ.experiments import pump_check
+
+    seeds = [3, 4]
+    buy = pump_check("defi_token_market", seeds, steps=2)
+    assert buy.equals(pump_check("defi_token_market", seeds, steps=2, pattern="buy"))
+    sell = pump_check("defi_token_market", seeds, steps=2, pattern="sell")
+    trip = pump_check("defi_token_market", seeds, steps=2, pattern="round_trip")
+    for row, seed in enumerate(seeds):
+        model = EconomyModel(**{**_defi(), "rng": seed})
+        y, q = model.params.yield_rate, model.trade_scale
+        assert model.holdings[0, 0] == 10.0 and q == 2.0
+        z0 = float(model.factors.sum())
+        model.step()
+        z1 = float(model.factors.sum())
+        assert buy.extra_yield[row] == pytest.approx(y * q * (z0 + 2 * z1), rel=1e-12)
+        assert sell.extra_yield[row] == pytest.approx(-y * q * (z0 + 2 * z1), rel=1e-12)
+        assert trip.extra_yield[row] == pytest.approx(y * q * z0, rel=1e-12)
+
+
+def _defi() -> dict:
+    from mesa_econ.scenarios import scenario_params
+
+    return {**scenario_params("defi_token_market"), "policy": "hold", "collect_every": 0}
+
+
+def test_pump_check_rejects_an_unknown_pattern():
+    from mesa_econ.experiments import pump_check
+
+    with pytest.raises(ValueError, match=r"pattern='hold' is invalid: expected one of"):
+        pump_check("defi_token_market", [0], steps=1, pattern="hold")

@@ -14,19 +14,31 @@ from mesa_econ.experiments.protocol import EVAL_SEED_BASE, POPULATION_SEED
 from mesa_econ.experiments.reproduction import _train
 from mesa_econ.scenarios import scenario_params
 
+PATTERNS = ("buy", "sell", "round_trip")
+"""The trivial unilateral strategies :func:`pump_check` runs: buy every step (the pump),
+sell every step (the dump), and buy on even steps, sell on odd ones (the round trip)."""
 
-def pump_check(scenario: str, seeds: list[int], steps: int = 128,
+
+def pump_check(scenario: str, seeds: list[int], steps: int = 128, pattern: str = "buy",
                **overrides: Any) -> pd.DataFrame:
-    """What the unilateral pump earns (issue 9 item 2), per seed.
+    """What a trivial unilateral strategy earns (issue 9 item 2), per seed.
 
-    Agent 0 buys ``trade_scale`` every step while every other agent holds; the reference
-    is the same seed with agent 0 holding too (common random numbers). Returns one row
-    per seed: ``gain`` = its total-reward return minus the holder's, ``extra_yield`` = the
-    yield paid on its extra tokens, Σ_t y·Z_t·(H_pump − H_hold), and ``net`` = gain −
-    extra_yield (≤ 0: the pump does not pay beyond the yield its tokens earn).
+    Agent 0 trades ``trade_scale`` of every asset each step by ``pattern`` (``"buy"``:
+    the pump; ``"sell"``: the dump, a sell beyond its holdings filling what it holds;
+    ``"round_trip"``: buy on even steps, sell on odd ones) while every other agent holds;
+    the reference is the same seed with agent 0 holding too (common random numbers).
+    Returns one row per seed: ``gain`` = its total-reward return minus the holder's,
+    ``extra_yield`` = the yield paid on its extra tokens, Σ_t y·Z_t·(H_0 − H_hold), and
+    ``net`` = gain − extra_yield (for the pump ≤ 0: it does not pay beyond the yield its
+    tokens earn).
+
+    Raises:
+        ValueError: ``pattern`` not in :data:`PATTERNS`.
     """
     from mesa_econ.model import EconomyModel
 
+    if pattern not in PATTERNS:
+        raise ValueError(f"pattern={pattern!r} is invalid: expected one of {list(PATTERNS)}")
     rows = []
     for seed in seeds:
         params = {**scenario_params(scenario, **overrides), "policy": "hold",
@@ -34,9 +46,10 @@ def pump_check(scenario: str, seeds: list[int], steps: int = 128,
         pump, hold = EconomyModel(**params, rng=seed), EconomyModel(**params, rng=seed)
         y = pump.params.yield_rate if pump.params.yield_rate is not None else 0.0
         gain = extra = 0.0
-        for _ in range(steps):
+        for t in range(steps):
+            sign = -1.0 if pattern == "sell" or (pattern == "round_trip" and t % 2) else 1.0
             orders = np.zeros((pump.n_agents, pump.n_assets))
-            orders[0] = pump.trade_scale
+            orders[0] = sign * pump.trade_scale
             z = pump.factors.copy()
             pump.submit_orders(orders)
             pump.step(), hold.step()
