@@ -192,3 +192,39 @@ def test_reward_shares_take_own_and_neighbours_income_out():
     table = ex.reward_shares(pd.DataFrame([old]), claim, "liquidation").iloc[0]
     assert table.return_cooperative_net == 7.0  # a run from before the split: all net
     assert table.share_cooperative == pytest.approx(7.0 / 14.0)
+
+
+def test_learning_curve_retrains_from_scratch_at_each_budget():
+    """Each budget's row is a fresh run: the same as training that many iterations alone
+    and evaluating on the same held-out seeds; scripted arms run under the trained arm's
+    reward (ρ = 0.2 here: the cooperative term is paid to `hold` too)."""
+    from mesa_econ.experiments.reproduction import _train
+
+    kw = dict(budgets=(2, 1), train_seeds=1, eval_seeds=2, n_agents=10)
+    frame = ex.learning_curve("resource_utilisation", "PPO cooperative", **kw)
+    assert list(frame.kind) == ["scripted"] * 3 + ["trained"] * 2
+    assert list(frame.iterations) == [0, 0, 0, 2, 1]
+    claim, arm = ex.CLAIMS[1], ex.CLAIMS[1].arms[0]
+    params = {**ex.claim_params(claim, arm, "liquidation"), "n_agents": 10}
+    _, policy, _ = _train(params, 0, 1, ex.RunPlan().ppo, None)
+    alone, _ = ex.evaluate_arm(policy, params, [ex.EVAL_SEED_BASE, ex.EVAL_SEED_BASE + 1])
+    one = frame[frame.iterations == 1].iloc[0]
+    assert one.utilisation == alone.utilisation.mean()
+    assert one.return_total == alone.return_total.mean()
+    hold = frame[frame.arm == "hold (no trading)"].iloc[0]
+    assert hold.return_cooperative > 0 and hold.return_cooperative_income > 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"claim": "nope", "arm": "PPO"}, "claim='nope' is invalid"),
+    ({"claim": "shock_recovery", "arm": "hold (no trading)"}, "arm='hold .no trading.' is "
+                                                               "invalid: expected a trained"),
+    ({"claim": "shock_recovery", "arm": "PPO", "mark": "mid"}, "mark='mid' is invalid"),
+    ({"claim": "shock_recovery", "arm": "PPO", "budgets": ()}, "budgets=.. is invalid"),
+    ({"claim": "shock_recovery", "arm": "PPO", "budgets": (0,)}, "budgets=0 is invalid"),
+    ({"claim": "shock_recovery", "arm": "PPO", "train_seeds": 0}, "train_seeds=0 is invalid"),
+    ({"claim": "shock_recovery", "arm": "PPO", "eval_seeds": 0}, "eval_seeds=0 is invalid"),
+])
+def test_learning_curve_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ex.learning_curve(**kwargs)

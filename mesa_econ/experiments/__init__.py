@@ -24,7 +24,8 @@ One module per idea, every name re-exported here (``mesa_econ.experiments.CLAIMS
 - :mod:`~mesa_econ.experiments.summary`: ``arm_table``, ``summarise_claim``,
   ``reward_shares``;
 - :mod:`~mesa_econ.experiments.diagnostics`: ``pump_check``, ``baseline_returns``,
-  ``scenario_checks``, ``learnability`` (issue 9's checks of a scenario).
+  ``scenario_checks``, ``learnability`` (issue 9's checks of a scenario),
+  ``learning_curve`` (an arm retrained at several budgets beside the scripted arms).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 # a re-export beyond __all__ (which keeps the eight names `import *` has always given).
 from mesa_econ.experiments.diagnostics import baseline_returns as baseline_returns
 from mesa_econ.experiments.diagnostics import learnability as learnability
+from mesa_econ.experiments.diagnostics import learning_curve as learning_curve
 from mesa_econ.experiments.diagnostics import pump_check as pump_check
 from mesa_econ.experiments.diagnostics import scenario_checks as scenario_checks
 from mesa_econ.experiments.evaluate import RECOVERY_BAND as RECOVERY_BAND

@@ -132,3 +132,75 @@ def learnability(ns: tuple[int, ...] = (5, 10, 50), kinds: tuple[str, ...] = ("s
                              "volatility_initial": before.volatility.mean(),
                              "volatility_trained": after.volatility.mean()})
     return pd.DataFrame(rows)
+
+
+def learning_curve(claim: str, arm: str, budgets: tuple[int, ...] = (150, 300, 600),
+                   train_seeds: int = 3, eval_seeds: int = 4, mark: str = "liquidation",
+                   **overrides: Any) -> pd.DataFrame:
+    """Does more training change a trained arm's result? The arm retrained from scratch
+    at each budget of PPO iterations (the reproduction's protocol: its learning rate,
+    annealed over the run), beside the claim's scripted arms under the same reward.
+
+    Args:
+        claim: a claim key of :data:`~mesa_econ.experiments.CLAIMS`.
+        arm: the name of one of its PPO arms.
+        budgets: PPO iterations, each >= 1 (each a fresh run, not a continuation).
+        train_seeds: training seeds 0, 1, ... per budget (>= 1).
+        eval_seeds: held-out evaluation seeds (>= 1), shared by every row.
+        mark: the profit mark (``"liquidation"`` or ``"quote"``).
+        **overrides: model keyword arguments on top of the arm's (e.g. ``n_agents``).
+
+    Returns:
+        One row per (budget, training seed) of the trained arm (``kind="trained"``) and
+        one per scripted arm of the claim (``kind="scripted"``, ``iterations`` 0): the
+        claim's metric and the return per agent of each reward term, means over the
+        evaluation seeds, and the training time. The scripted arms run under the trained
+        arm's reward configuration, so their ``return_total`` is what that reward pays
+        them: the scale against which the trained arm's return is judged.
+
+    Raises:
+        ValueError: an unknown claim or arm, an arm that is not trained, or a bad count.
+    """
+    from mesa_econ._validation import check_int
+    from mesa_econ.experiments.protocol import CLAIMS, PROFIT_MARKS, RunPlan, claim_params
+
+    c = {c.key: c for c in CLAIMS}.get(claim)
+    if c is None:
+        raise ValueError(f"claim={claim!r} is invalid: expected one of "
+                         f"{[c.key for c in CLAIMS]}")
+    trained = [a for a in c.arms if a.trained]
+    chosen = next((a for a in trained if a.name == arm), None)
+    if chosen is None:
+        raise ValueError(f"arm={arm!r} is invalid: expected a trained arm of {claim!r}, one "
+                         f"of {[a.name for a in trained]}")
+    if mark not in PROFIT_MARKS:
+        raise ValueError(f"mark={mark!r} is invalid: expected one of {list(PROFIT_MARKS)}")
+    if not budgets:
+        raise ValueError("budgets=() is invalid: expected at least one budget")
+    for b in budgets:
+        check_int("budgets", b, 1)
+    check_int("train_seeds", train_seeds, 1)
+    check_int("eval_seeds", eval_seeds, 1)
+    params = {**claim_params(c, chosen, mark), **overrides}
+    seeds_eval = [EVAL_SEED_BASE + k for k in range(eval_seeds)]
+    rows = []
+
+    def row(frame: pd.DataFrame, **head: Any) -> dict[str, Any]:
+        means = frame.drop(columns="seed").mean()
+        return {**head, c.metric: float(means[c.metric]),
+                **{k: float(v) for k, v in means.items() if k.startswith("return_")}}
+
+    for a in c.arms:
+        if not a.trained and a.policy != "initial":
+            frame, _ = evaluate_arm(None, params, seeds_eval, scripted=a.policy)
+            rows.append(row(frame, arm=a.name, kind="scripted", iterations=0,
+                            train_seed=-1, train_seconds=0.0))
+    for budget in budgets:
+        for seed in range(train_seeds):
+            start = time.perf_counter()
+            _, policy, _ = _train(params, seed, int(budget), RunPlan().ppo, None)
+            seconds = time.perf_counter() - start
+            frame, _ = evaluate_arm(policy, params, seeds_eval)
+            rows.append(row(frame, arm=chosen.name, kind="trained", iterations=int(budget),
+                            train_seed=seed, train_seconds=seconds))
+    return pd.DataFrame(rows)
