@@ -34,7 +34,7 @@ _LAZY = {
 __getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 
-__version__ = "0.3.1"
+__version__ = "0.3.2"
 
 __all__ = [
     "SCENARIOS",
