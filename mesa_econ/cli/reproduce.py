@@ -109,13 +109,9 @@ _WHY = {
 }
 
 
-_SHARE_COLUMNS = (("share_trading", "return_trading"), ("share_stability", "return_stability"),
-                  ("share_cooperative", "return_cooperative_net"),
-                  ("share_use_value", "return_use_value"))
-"""(share, return) of the four terms the report's table shows, in its column order."""
-
-
 def _claim_paragraph(claim: Any, s: dict[str, Any], arms: Any, shares: Any) -> list[str]:
+    from mesa_econ.experiments.summary import SHARE_TERMS
+
     lines = [f"### {claim.key} — profit mark `{s['mark']}`", "", f"Paper: {claim.paper}.", ""]
     verdict = "holds" if s["holds"] else "does not hold"
     paper, measured, ci = _measured_text(s)
@@ -136,7 +132,7 @@ def _claim_paragraph(claim: Any, s: dict[str, Any], arms: Any, shares: Any) -> l
             _fmt(sh["price_drift"]), _fmt(sh["return_total"], 4), _fmt(sh["return_income"], 4),
             _fmt(sh["return_cooperative_income"], 4),
             *(f"{_fmt(sh[ret])} ({100 * sh[c]:.0f}%)" if sh[c] == sh[c] else "n/a"
-              for c, ret in _SHARE_COLUMNS)]
+              for c, ret in SHARE_TERMS.items())]
         lines.append(f"| {row['arm']} | {_fmt(row['mean'], 4)} | [{_fmt(row['low'], 4)}, "
                      f"{_fmt(row['high'], 4)}] | " + " | ".join(cells) + " |")
     lines += ["", "Returns per agent over the episode. `trading` is the profit term less the "

@@ -72,6 +72,13 @@ def summarise_claim(runs: pd.DataFrame, claim: Claim, mark: str,
     return out
 
 
+SHARE_TERMS: dict[str, str] = {
+    "share_trading": "return_trading", "share_stability": "return_stability",
+    "share_cooperative": "return_cooperative_net", "share_use_value": "return_use_value"}
+"""The four terms whose shares :func:`reward_shares` reports: share column → return
+column, in the report's column order."""
+
+
 def reward_shares(runs: pd.DataFrame, claim: Claim, mark: str) -> pd.DataFrame:
     """Each reward term's share of the total absolute reward, per arm (what the reward
     pays for): mean over seeds of the return of each term, and |term| / Σ|terms|.
@@ -90,14 +97,13 @@ def reward_shares(runs: pd.DataFrame, claim: Claim, mark: str) -> pd.DataFrame:
     sub = sub.assign(return_trading=sub.return_profit - sub.return_income,
                      return_cooperative_income=coop_income,
                      return_cooperative_net=sub.return_cooperative - coop_income)
-    terms = ["return_trading", "return_stability", "return_cooperative_net",
-             "return_use_value"]
+    terms = list(SHARE_TERMS.values())
     table = sub.groupby("arm", sort=False)[[*terms, "return_income",
                                              "return_cooperative_income",
                                              "return_cooperative", "return_profit",
                                              "return_total", "price_drift",
                                              "supply_drift"]].mean()
     weight = table[terms].abs().sum(axis=1).replace(0.0, np.nan)
-    for t in terms:
-        table[t.replace("return_", "share_").replace("_net", "")] = table[t].abs() / weight
+    for share, term in SHARE_TERMS.items():
+        table[share] = table[term].abs() / weight
     return table.reset_index()
